@@ -1,0 +1,1 @@
+"""Private implementation. Public modules re-export from here."""

@@ -1,0 +1,1 @@
+"""Isotonic solvers: PAV for every regularizer (Numba) and Dykstra (vectorized)."""

@@ -1,0 +1,347 @@
+"""Pool-adjacent-violators for every regularizer of DESIGN §1, batched over rows with Numba.
+
+All kernels solve the *decreasing* problem
+
+    v = argmin_{v_1 >= ... >= v_n}  sum_i R*(s_i - v_i) + <w, v>          (KIND_L2/KL/PNORM)
+    v = argmin_{v_1 >= ... >= v_n}  sum_i R*(s_i - v_i) + 1/2 w_i v_i^2    (KIND_MAG)
+
+row by row. On each block B of the solution ``v = gamma_B`` solves the block equation
+
+    l2 (sample weights c):  gamma = sum_B c (s - w) / sum_B c
+    kl:                     gamma = LSE(s_B) - LSE(w_B)                 (w given in log space)
+    p-norm, r = q - 1:      sum_B phi(s_i - gamma) = sum_B w_i,   phi(u) = sign(u) |u|^r
+    magnitude:              sum_B phi_lam(s_i - gamma) = gamma sum_B w_i,
+                            phi_lam(u) = sign(u) (|u| / lam)^r
+
+Each kernel writes, per sorted position: ``out`` (``v`` if ``write_v`` else ``u = s - v``),
+``d = phi'(u)`` (magnitude: ``1 + phi'(u)``), ``alpha`` (the weights of ``d gamma / d s`` on
+the block), ``beta`` (kl only: ``softmax(w_B)``, the weights of ``-d gamma / d w``), and
+``block``: the integer id of the block (0, 1, ... along the row). Derivatives are built from
+these and never from comparing floats.
+
+A row holding NaN gets NaN everywhere. Entries of ``s`` at +-inf stay in blocks of their own
+(their gamma is infinite and cannot be pooled with a finite one); their ``u`` is the hard value
+``phi^-1(mean_B w)`` and their derivative weights are zero.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import prange
+
+from .._numba import njit
+
+KIND_L2 = 0
+KIND_KL = 1
+KIND_PNORM = 2
+KIND_MAG = 3
+
+# p > 2 has phi'(0) = inf; derivative weights are capped there (see _dphi).
+_D_CAP = 1e8
+
+
+@njit(inline="always")
+def _logaddexp(a, b):
+    if a == -np.inf:
+        return b
+    if b == -np.inf:
+        return a
+    m = max(a, b)
+    if m == np.inf:
+        return np.inf
+    return m + math.log(math.exp(a - m) + math.exp(b - m))
+
+
+@njit(inline="always")
+def _phi(u, r):
+    au = abs(u)
+    if r == 1.0:
+        return u
+    if r == 3.0:
+        return u * u * u
+    p = au**r
+    return p if u >= 0 else -p
+
+
+@njit(inline="always")
+def _phi_inv(y, r):
+    ay = abs(y)
+    if r == 1.0:
+        return y
+    p = ay ** (1.0 / r)
+    return p if y >= 0 else -p
+
+
+@njit(inline="always")
+def _dphi(u, r):
+    """phi'(u) = r |u|^(r-1), capped at _D_CAP where it is infinite (r < 1, u = 0)."""
+    if r == 1.0:
+        return 1.0
+    au = abs(u)
+    if r == 3.0:
+        return 3.0 * au * au
+    if r < 1.0:
+        if au == 0.0:
+            return _D_CAP
+        return min(r * au ** (r - 1.0), _D_CAP)
+    return r * au ** (r - 1.0)
+
+
+@njit(inline="always")
+def _solve_cubic(a, c):
+    """The real root t of t^3 + a t + c = 0 for a >= 0 (one real root), stably."""
+    if a <= 0.0:
+        return -math.copysign(abs(c) ** (1.0 / 3.0), c)
+    # Hyperbolic form: t = -2 sqrt(a/3) sinh(asinh((3c / 2a) sqrt(3/a)) / 3).
+    m = math.sqrt(a / 3.0)
+    arg = 1.5 * c / (a * m)
+    t = -2.0 * m * math.sinh(math.asinh(arg) / 3.0)
+    # One Newton step polishes the last bits.
+    f = t * t * t + a * t + c
+    fp = 3.0 * t * t + a
+    if fp > 0.0:
+        t = t - f / fp
+    return t
+
+
+@njit
+def _solve_block(s, start, end, wsum, r, lam, mag, lo, hi):
+    """Root of F(g) = sum_B phi_lam(s_i - g) - (g if mag else 1) * wsum on [lo, hi].
+
+    F is decreasing with F(lo) >= 0 >= F(hi). Safeguarded Newton: a Newton step that leaves
+    the bracket is replaced by bisection.
+    """
+    if not (lo <= hi):
+        lo, hi = hi, lo
+    g = 0.5 * (lo + hi)
+    for _ in range(200):
+        f = 0.0
+        fp = 0.0
+        for i in range(start, end):
+            u = (s[i] - g) / lam
+            f += _phi(u, r)
+            fp += _dphi(u, r) / lam
+        if mag:
+            f -= g * wsum
+            fp += wsum
+        else:
+            f -= wsum
+        if f > 0.0:
+            lo = g
+        elif f < 0.0:
+            hi = g
+        else:
+            return g
+        if fp > 0.0:
+            gn = g + f / fp
+        else:
+            gn = 0.5 * (lo + hi)
+        if not (lo < gn < hi):
+            gn = 0.5 * (lo + hi)
+        tol = 1e-15 * max(abs(g), abs(gn), 1e-300)
+        if abs(gn - g) <= tol or hi - lo <= tol:
+            return gn
+        g = gn
+    return g
+
+
+@njit
+def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block):
+    n = s.shape[0]
+    if n == 0:
+        return
+    for i in range(n):
+        if math.isnan(s[i]) or math.isnan(w[i]) or math.isnan(cw[i]):
+            for j in range(n):
+                out[j] = np.nan
+                d[j] = np.nan
+                alpha[j] = np.nan
+                block[j] = j
+                if beta.shape[0] > 0:
+                    beta[j] = np.nan
+            return
+    start = np.empty(n + 1, np.int64)
+    gam = np.empty(n, np.float64)
+    # Per-block statistics. l2: (sum c, sum c (s - w)); kl: (LSE s, LSE w);
+    # p-norm r=3 / magnitude r=3: (count, mean, M2, M3, sum w); other r: (.., .., .., .., sum w).
+    st = np.zeros((n, 5), np.float64)
+    top = -1
+    cubic = r == 3.0
+    for i in range(n):
+        top += 1
+        start[top] = i
+        si = s[i]
+        wi = w[i]
+        if kind == KIND_L2:
+            st[top, 0] = cw[i]
+            st[top, 1] = cw[i] * (si - wi)
+            g = si - wi
+        elif kind == KIND_KL:
+            st[top, 0] = si
+            st[top, 1] = wi
+            g = si - wi
+        elif kind == KIND_PNORM:
+            st[top, 0] = 1.0
+            st[top, 1] = si
+            st[top, 2] = 0.0
+            st[top, 3] = 0.0
+            st[top, 4] = wi
+            g = si - _phi_inv(wi, r)
+        else:  # KIND_MAG: phi_lam(s - g) = g * w
+            st[top, 0] = 1.0
+            st[top, 1] = si
+            st[top, 2] = 0.0
+            st[top, 3] = 0.0
+            st[top, 4] = wi
+            if wi == 0.0 or math.isinf(si):
+                g = si
+            elif r == 1.0:
+                g = si / (1.0 + lam * wi)
+            elif cubic:
+                l3w = lam * lam * lam * wi
+                g = si + _solve_cubic(l3w, l3w * si)
+            else:
+                g = _solve_block(s, i, i + 1, wi, r, lam, True, min(0.0, si), max(0.0, si))
+        gam[top] = g
+        while top > 0 and gam[top - 1] <= gam[top]:
+            a = top - 1
+            gl = gam[a]
+            gr = gam[top]
+            if kind == KIND_L2:
+                st[a, 0] += st[top, 0]
+                st[a, 1] += st[top, 1]
+                g = st[a, 1] / st[a, 0]
+            elif kind == KIND_KL:
+                st[a, 0] = _logaddexp(st[a, 0], st[top, 0])
+                st[a, 1] = _logaddexp(st[a, 1], st[top, 1])
+                g = st[a, 0] - st[a, 1]
+            else:
+                na = st[a, 0]
+                nb = st[top, 0]
+                nn = na + nb
+                st[a, 4] += st[top, 4]
+                if cubic or (kind == KIND_MAG and r == 1.0):
+                    # Chan et al.'s stable merge of central moments.
+                    delta = st[top, 1] - st[a, 1]
+                    mean = st[a, 1] + delta * nb / nn
+                    m2 = st[a, 2] + st[top, 2] + delta * delta * na * nb / nn
+                    m3 = (
+                        st[a, 3]
+                        + st[top, 3]
+                        + delta**3 * na * nb * (na - nb) / (nn * nn)
+                        + 3.0 * delta * (na * st[top, 2] - nb * st[a, 2]) / nn
+                    )
+                    st[a, 1] = mean
+                    st[a, 2] = m2
+                    st[a, 3] = m3
+                st[a, 0] = nn
+                wsum = st[a, 4]
+                if kind == KIND_MAG and r == 1.0:
+                    g = st[a, 1] * nn / (nn + lam * wsum)
+                elif cubic:
+                    mean = st[a, 1]
+                    if kind == KIND_PNORM:
+                        # n t^3 + 3 M2 t + (W - M3) = 0, gamma = mean + t
+                        g = mean + _solve_cubic(3.0 * st[a, 2] / nn, (wsum - st[a, 3]) / nn)
+                    else:
+                        l3w = lam * lam * lam * wsum
+                        g = mean + _solve_cubic(
+                            (3.0 * st[a, 2] + l3w) / nn, (l3w * mean - st[a, 3]) / nn
+                        )
+                else:
+                    g = _solve_block(
+                        s, start[a], i + 1, wsum, r, lam if kind == KIND_MAG else 1.0,
+                        kind == KIND_MAG, gl, gr,
+                    )
+            top -= 1
+            gam[top] = g
+    start[top + 1] = n
+    # Finalize: solution, derivative weights and block ids.
+    for b in range(top + 1):
+        lo = start[b]
+        hi = start[b + 1]
+        size = hi - lo
+        g = gam[b]
+        has_inf = False
+        for i in range(lo, hi):
+            block[i] = b
+            if math.isinf(s[i]):
+                has_inf = True
+        if has_inf:
+            # The hard value: phi^-1 of the block's mean w (ties of infinities share it).
+            wsum = 0.0
+            for i in range(lo, hi):
+                wsum += w[i] if kind != KIND_KL else 0.0
+            if kind == KIND_KL:
+                lse = -np.inf
+                for i in range(lo, hi):
+                    lse = _logaddexp(lse, w[i])
+                uh = lse - math.log(size)
+            elif kind == KIND_L2:
+                uh = wsum / size
+            elif kind == KIND_PNORM:
+                uh = _phi_inv(wsum / size, r)
+            else:
+                uh = np.inf if wsum > 0 else 0.0
+            for i in range(lo, hi):
+                out[i] = g if write_v else uh
+                d[i] = 0.0
+                alpha[i] = 1.0 / size
+                if beta.shape[0] > 0:
+                    beta[i] = 1.0 / size
+            continue
+        if kind == KIND_L2:
+            tot = st[b, 0]
+            for i in range(lo, hi):
+                out[i] = g if write_v else s[i] - g
+                d[i] = 1.0
+                alpha[i] = cw[i] / tot if size > 1 else 1.0
+        elif kind == KIND_KL:
+            ls = st[b, 0]
+            lw = st[b, 1]
+            for i in range(lo, hi):
+                u = s[i] - g
+                out[i] = g if write_v else u
+                d[i] = math.exp(u)
+                alpha[i] = math.exp(s[i] - ls) if size > 1 else 1.0
+                if beta.shape[0] > 0:
+                    beta[i] = math.exp(w[i] - lw) if size > 1 else 1.0
+        else:
+            lam_b = lam if kind == KIND_MAG else 1.0
+            tot = 0.0
+            for i in range(lo, hi):
+                u = s[i] - g
+                out[i] = g if write_v else u
+                dp = _dphi(u / lam_b, r) / lam_b
+                alpha[i] = dp
+                tot += dp
+            if kind == KIND_MAG:
+                tot += st[b, 4]
+            for i in range(lo, hi):
+                dp = alpha[i]
+                d[i] = 1.0 + dp if kind == KIND_MAG else dp
+                if size == 1 and kind != KIND_MAG:
+                    alpha[i] = 1.0
+                elif tot > 0.0:
+                    alpha[i] = dp / tot
+                else:
+                    alpha[i] = 1.0 / size
+
+
+@njit(parallel=True)
+def pav_batch(s, w, cw, kind, r, lam, write_v, need_beta):
+    """Run PAV on each row of ``s`` (rows sorted descending for projections). float64 in/out."""
+    m, n = s.shape
+    out = np.empty((m, n), np.float64)
+    d = np.empty((m, n), np.float64)
+    alpha = np.empty((m, n), np.float64)
+    beta = np.empty((m, n) if need_beta else (m, 0), np.float64)
+    block = np.empty((m, n), np.int32)
+    for row in prange(m):
+        _pav_row(
+            s[row], w[row], cw[row], kind, r, lam, write_v,
+            out[row], d[row], alpha[row], beta[row], block[row],
+        )
+    return out, d, alpha, beta, block

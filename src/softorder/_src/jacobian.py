@@ -1,0 +1,125 @@
+"""The one linear map every operator's derivative reduces to, and its O(n) JVP and VJP.
+
+In sorted coordinates, each operator's Jacobian is block diagonal with blocks of rank-one
+corrections (DESIGN §1, "Derivatives in O(n)"). With ``g = x_dot[in_perm]`` (a gather), the
+tangent is
+
+    t_k = a_k g_k + b_k * sum_{j in B(k)} c_j g_j          (B(k): the PAV block of position k)
+
+and ``y_dot[out_perm] = t`` (a scatter; or ``y_dot = t`` when ``out_perm`` is None, for sorts,
+whose output is already in sorted order). The transpose is the same map with ``b`` and ``c``
+swapped and the permutations reversed:
+
+    r_k = a_k h_k + c_k * sum_{j in B(k)} b_j h_j,   h = y_bar[out_perm],   x_bar[in_perm] = r.
+
+Framework front ends store ``(in_perm, out_perm, block, a, b, c)`` as residuals and apply this
+map with their own gathers and segment sums (or call these kernels on CPU).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import prange
+
+from ._numba import njit
+
+
+class BlockJacobian(NamedTuple):
+    """Residuals of one operator for one differentiable input; arrays are ``[m, n]`` (rows)."""
+
+    in_perm: np.ndarray  # int64: sorted position k reads input index in_perm[k]
+    out_perm: np.ndarray | None  # int64 or None: output index of sorted position k
+    block: np.ndarray  # int32: block id of sorted position k (nondecreasing along the row)
+    a: np.ndarray  # float64
+    b: np.ndarray  # float64
+    c: np.ndarray  # float64
+
+
+@njit(parallel=True)
+def _jvp_kernel(g_in, in_perm, out_perm, has_out, block, a, b, c):
+    m, n = a.shape
+    out = np.empty((m, n), np.float64)
+    for row in prange(m):
+        g = np.empty(n, np.float64)
+        for k in range(n):
+            g[k] = g_in[row, in_perm[row, k]]
+        i = 0
+        while i < n:
+            j = i
+            acc = 0.0
+            bid = block[row, i]
+            while j < n and block[row, j] == bid:
+                acc += c[row, j] * g[j]
+                j += 1
+            for k in range(i, j):
+                t = a[row, k] * g[k] + b[row, k] * acc
+                if has_out:
+                    out[row, out_perm[row, k]] = t
+                else:
+                    out[row, k] = t
+            i = j
+    return out
+
+
+@njit(parallel=True)
+def _vjp_kernel(h_in, in_perm, out_perm, has_out, block, a, b, c):
+    m, n = a.shape
+    out = np.empty((m, n), np.float64)
+    for row in prange(m):
+        h = np.empty(n, np.float64)
+        for k in range(n):
+            h[k] = h_in[row, out_perm[row, k]] if has_out else h_in[row, k]
+        i = 0
+        while i < n:
+            j = i
+            acc = 0.0
+            bid = block[row, i]
+            while j < n and block[row, j] == bid:
+                acc += b[row, j] * h[j]
+                j += 1
+            for k in range(i, j):
+                out[row, in_perm[row, k]] = a[row, k] * h[k] + c[row, k] * acc
+            i = j
+    return out
+
+
+def _out_perm(jac):
+    if jac.out_perm is None:
+        return jac.in_perm, False
+    return jac.out_perm, True
+
+
+def jvp_rows(jac: BlockJacobian, x_dot):
+    """Tangent of the output for the input tangent ``x_dot`` (``[m, n]``), in O(n) per row."""
+    out_perm, has_out = _out_perm(jac)
+    x_dot = np.ascontiguousarray(x_dot, np.float64)
+    return _jvp_kernel(x_dot, jac.in_perm, out_perm, has_out, jac.block, jac.a, jac.b, jac.c)
+
+
+def vjp_rows(jac: BlockJacobian, y_bar):
+    """Cotangent of the input for the output cotangent ``y_bar`` (``[m, n]``), in O(n) per row."""
+    out_perm, has_out = _out_perm(jac)
+    y_bar = np.ascontiguousarray(y_bar, np.float64)
+    return _vjp_kernel(y_bar, jac.in_perm, out_perm, has_out, jac.block, jac.a, jac.b, jac.c)
+
+
+def segment_ids(block):
+    """Row-global segment ids ``row * n + block`` for frameworks' segment sums."""
+    m, n = block.shape
+    return np.arange(m, dtype=np.int64)[:, None] * n + block
+
+
+def jvp_rows_reference(jac: BlockJacobian, x_dot):
+    """The same map as `jvp_rows` written with gathers and ``np.bincount`` (for front ends)."""
+    m, n = jac.a.shape
+    g = np.take_along_axis(np.asarray(x_dot, np.float64), jac.in_perm, -1)
+    gid = segment_ids(jac.block).ravel()
+    seg = np.bincount(gid, weights=(jac.c * g).ravel(), minlength=m * n)[gid].reshape(m, n)
+    t = jac.a * g + jac.b * seg
+    if jac.out_perm is None:
+        return t
+    out = np.empty_like(t)
+    np.put_along_axis(out, jac.out_perm, t, -1)
+    return out

@@ -1,0 +1,97 @@
+"""Checks at the public boundary: clear ValueError/TypeError naming the argument, value, shape."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+REGULARIZATIONS = ("l2", "kl", "pnorm")
+SOLVERS = ("pav", "dykstra")
+
+
+def as_float_array(x, name="x"):
+    """``x`` as an ndarray with a floating dtype; integer/bool/complex arrays are refused.
+
+    Python lists and scalars (which carry no dtype of their own) become float64.
+    """
+    if isinstance(x, np.ndarray) or hasattr(x, "dtype"):
+        arr = np.asarray(x)
+        if arr.dtype.kind != "f":
+            raise TypeError(
+                f"{name} must have a floating dtype (float16, float32 or float64); got dtype "
+                f"{arr.dtype} with shape {arr.shape}. Cast it first, e.g. {name}.astype(np.float32)."
+            )
+        return arr
+    arr = np.asarray(x)
+    if arr.dtype.kind == "c":
+        raise TypeError(f"{name} must be real; got complex values with shape {arr.shape}.")
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be an array of real numbers; got dtype {arr.dtype}.")
+    return arr.astype(np.float64)
+
+
+def check_axis(axis, ndim, shape, name="axis"):
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"{name} must be an integer; got {axis!r}.")
+    if ndim == 0:
+        raise ValueError(f"{name}={axis} is invalid for a 0-d input; the input needs an axis to act on.")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{name}={axis} is out of range for an input of shape {tuple(shape)}.")
+    return int(axis) % ndim
+
+
+def check_strength(value, name="regularization_strength"):
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a positive number; got {value!r}.") from None
+    if not (v > 0 and math.isfinite(v)):
+        raise ValueError(f"{name} must be positive and finite; got {value!r}.")
+    return v
+
+
+def check_regularization(regularization):
+    if regularization not in REGULARIZATIONS:
+        raise ValueError(
+            f"regularization must be one of {REGULARIZATIONS}; got {regularization!r}."
+        )
+    return regularization
+
+
+def check_p(p, name="p"):
+    try:
+        v = float(p)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number > 1; got {p!r}.") from None
+    if not (v > 1 and math.isfinite(v)):
+        raise ValueError(f"{name} must be > 1 and finite (p = 2 is quadratic, p = 4/3 smooth); got {p!r}.")
+    return v
+
+
+def check_k(k, n, shape, axis):
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"k must be an integer; got {k!r}.")
+    if not 0 <= k <= n:
+        raise ValueError(
+            f"k={k} is out of range: it must lie in 0..{n}, the length of axis {axis} of the "
+            f"input of shape {tuple(shape)}."
+        )
+    return int(k)
+
+
+def check_solver(solver, p):
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}; got {solver!r}.")
+    if solver == "dykstra" and p != 2:
+        raise ValueError(
+            f"solver='dykstra' solves the quadratic case only: it needs p=2; got p={p!r}."
+        )
+    return solver
+
+
+def check_positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    return int(value)

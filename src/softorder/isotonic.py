@@ -1,0 +1,21 @@
+"""Isotonic regression solvers (PAV for l2/kl/p-norm/magnitude, Dykstra), batched over rows."""
+
+from ._src.isotonic.api import (
+    DykstraResult,
+    IsotonicResult,
+    isotonic_dykstra,
+    isotonic_kl,
+    isotonic_magnitude,
+    isotonic_pnorm,
+    isotonic_regression,
+)
+
+__all__ = [
+    "isotonic_regression",
+    "isotonic_kl",
+    "isotonic_pnorm",
+    "isotonic_magnitude",
+    "isotonic_dykstra",
+    "IsotonicResult",
+    "DykstraResult",
+]

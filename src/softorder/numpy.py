@@ -1,0 +1,41 @@
+"""The NumPy API: soft sort, rank and top-k, their hard limits, and O(n) JVP/VJP."""
+
+from ._src.ops import (
+    Residuals,
+    hard_rank,
+    hard_sort,
+    hard_topk_magnitude,
+    hard_topk_mask,
+    jvp,
+    project_permutahedron,
+    project_permutahedron_fwd,
+    soft_rank,
+    soft_rank_fwd,
+    soft_sort,
+    soft_sort_fwd,
+    soft_topk_magnitude,
+    soft_topk_magnitude_fwd,
+    soft_topk_mask,
+    soft_topk_mask_fwd,
+    vjp,
+)
+
+__all__ = [
+    "soft_sort",
+    "soft_rank",
+    "soft_topk_mask",
+    "soft_topk_magnitude",
+    "project_permutahedron",
+    "hard_sort",
+    "hard_rank",
+    "hard_topk_mask",
+    "hard_topk_magnitude",
+    "soft_sort_fwd",
+    "soft_rank_fwd",
+    "soft_topk_mask_fwd",
+    "soft_topk_magnitude_fwd",
+    "project_permutahedron_fwd",
+    "jvp",
+    "vjp",
+    "Residuals",
+]
