@@ -20,10 +20,10 @@ from typing import NamedTuple
 import numpy as np
 
 from . import validation as V
+from .backend import NUMPY
 from .isotonic import pav
-from .isotonic.dykstra import block_alpha, dykstra_decreasing
 from .jacobian import BlockJacobian, jvp_rows, vjp_rows
-from .projection import argsort_desc, exponent_r, phi, project_rows, scale_input
+from .projection import exponent_r, phi, project_rows, scale_input
 
 __all__ = [
     "soft_sort",
@@ -50,92 +50,70 @@ __all__ = [
 # Row-level cores: float64 [m, n] in, (float64 [m, n], BlockJacobian) out.
 
 
-def _rho(m, n):
-    return np.ascontiguousarray(np.broadcast_to(np.arange(n, 0, -1, dtype=np.float64), (m, n)))
-
-
-def _topk_weights(m, n, k):
-    return np.ascontiguousarray(
-        np.broadcast_to((np.arange(n) < k).astype(np.float64), (m, n))
-    )
-
-
-def soft_rank_rows(x, strength=1.0, descending=False, regularization="l2", p=4 / 3):
+def soft_rank_rows(x, strength=1.0, descending=False, regularization="l2", p=4 / 3, xp=NUMPY):
     """Soft ranks ``P_R(+-x / eps, rho)`` of each row; ascending: rank 1 = smallest."""
-    m, n = x.shape
     scale = (-1.0 if descending else 1.0) / strength
     r = exponent_r(p) if regularization == "pnorm" else 1.0
     y, jz, _ = project_rows(
-        x * scale, _rho(m, n), regularization=regularization, r=r, w_is_sorted=True,
-        want_w=False,
+        x * scale, xp.rho(x), regularization=regularization, r=r, w_is_sorted=True,
+        want_w=False, xp=xp,
     )
     return y, scale_input(jz, scale)
 
 
-def soft_sort_rows(x, strength=1.0, descending=False, regularization="l2", p=4 / 3):
+def soft_sort_rows(x, strength=1.0, descending=False, regularization="l2", p=4 / 3, xp=NUMPY):
     """Soft sort: descending ``P_R(rho / eps, x)`` (kl: ``log P_R(rho/eps, e^x)``); ascending
     is ``-soft_sort_desc(-x)``."""
-    m, n = x.shape
     xs = x if descending else -x
     r = exponent_r(p) if regularization == "pnorm" else 1.0
     y, _, jw = project_rows(
-        _rho(m, n) / strength, xs, regularization=regularization, r=r, z_is_sorted=True,
-        log_form=regularization == "kl", want_z=False,
+        xp.rho(x) / strength, xs, regularization=regularization, r=r, z_is_sorted=True,
+        log_form=regularization == "kl", want_z=False, xp=xp,
     )
     # y = -S(-x) has the same Jacobian as S: the two sign flips cancel.
     return (y if descending else -y), jw
 
 
-def soft_topk_mask_rows(x, k, strength=1.0, p=4 / 3, solver="pav", max_iter=1000, tol=1e-9):
+def soft_topk_mask_rows(x, k, strength=1.0, p=4 / 3, solver="pav", max_iter=1000, tol=1e-9,
+                        xp=NUMPY):
     """Sparse soft top-k mask ``P_R(x, w_k)`` with ``R = (lambda/p) ||y||_p^p``."""
-    m, n = x.shape
     z = x / strength
-    w = _topk_weights(m, n, k)
+    w = xp.topk_weights(x, k)
     if solver == "pav":
         y, jz, _ = project_rows(z, w, regularization="pnorm", r=exponent_r(p),
-                                w_is_sorted=True, want_w=False)
+                                w_is_sorted=True, want_w=False, xp=xp)
         return y, scale_input(jz, 1.0 / strength)
-    perm = argsort_desc(z)
-    s = np.take_along_axis(z, perm, -1)
-    st = dykstra_decreasing(s - w, np.ones_like(s), max_iter=max_iter, tol=tol)
-    ys = s - st.solution
-    y = np.empty_like(ys)
-    np.put_along_axis(y, perm, ys, -1)
-    ones = np.ones_like(ys)
-    alpha = block_alpha(st.block, ones)
-    jac = BlockJacobian(perm, perm, st.block, ones / strength, -ones, alpha / strength)
-    return y, jac
+    perm = xp.argsort_desc(z)
+    s = xp.take(z, perm)
+    v, block = xp.dykstra(s - w, xp.ones_like(s), max_iter, tol)
+    y = xp.put(s - v, perm)
+    ones = xp.ones_like(s)
+    alpha = xp.block_alpha(block, ones)
+    return y, BlockJacobian(perm, perm, block, ones / strength, -ones, alpha / strength)
 
 
 def soft_topk_magnitude_rows(x, k, strength=1.0, p=4 / 3, solver="pav", max_iter=1000,
-                             tol=1e-9):
+                             tol=1e-9, xp=NUMPY):
     """Sparse soft top-k in magnitude: ``sign(x) * unsort(u + phi(u))`` (DESIGN §1)."""
-    m, n = x.shape
-    ax = np.abs(x)
-    perm = argsort_desc(ax)
-    s = np.take_along_axis(ax, perm, -1)
-    sg = np.sign(np.take_along_axis(x, perm, -1))
-    w = _topk_weights(m, n, k)
+    ax = xp.abs(x)
+    perm = xp.argsort_desc(ax)
+    s = xp.take(ax, perm)
+    sg = xp.sign(xp.take(x, perm))
+    w = xp.topk_weights(x, k)
     r = exponent_r(p)
     lam = strength
     if solver == "pav":
-        u, d, alpha, _, block = pav.pav_batch(
-            s, w, np.ones((m, n)), pav.KIND_MAG, r, lam, False, False
-        )
+        u, d, alpha, _, block = xp.pav(s, w, xp.ones_like(s), pav.KIND_MAG, r, lam, False, False)
     else:
         omega = 1.0 + lam * w  # weighted isotonic: weights 1/lam + w, targets s / (1 + lam w)
-        st = dykstra_decreasing(s / omega, omega, max_iter=max_iter, tol=tol)
-        block = st.block
-        u = s - st.solution
-        d = np.full_like(s, 1.0 + 1.0 / lam)
-        alpha = block_alpha(block, omega) / omega
-    with np.errstate(invalid="ignore"):
-        ys = sg * (u + phi(u / lam, r))
-    ys = np.where(sg == 0, 0.0, ys) + 0.0  # no -0.0
-    y = np.empty_like(ys)
-    np.put_along_axis(y, perm, ys, -1)
-    jac = BlockJacobian(perm, perm, block, sg * d * sg, -sg * d, alpha * sg)
-    return y, jac
+        v, block = xp.dykstra(s / omega, omega, max_iter, tol)
+        u = s - v
+        d = xp.ones_like(s) * (1.0 + 1.0 / lam)
+        alpha = xp.block_alpha(block, omega) / omega
+    # Entries with x = 0 (sign 0) stay exactly 0, also where u is infinite.
+    ys = xp.where(sg == 0, 0.0, sg * (u + phi(u / lam, r, xp))) + 0.0
+    y = xp.put(ys, perm)
+    return y, BlockJacobian(perm, perm, block, sg * d * sg, -sg * d, alpha * sg)
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,19 +8,9 @@ strength is applied by the callers (``P_{R/eps}(z, w) = P_R(z / eps, w)`` for ev
 
 from __future__ import annotations
 
-import numpy as np
-
+from .backend import NUMPY
 from .isotonic import pav
 from .jacobian import BlockJacobian
-
-
-def argsort_desc(a):
-    """Descending argsort of each row (int64)."""
-    return np.argsort(-a, axis=-1)
-
-
-def identity_perm(m, n):
-    return np.ascontiguousarray(np.broadcast_to(np.arange(n, dtype=np.int64), (m, n)))
 
 
 def exponent_r(p):
@@ -32,11 +22,11 @@ def exponent_r(p):
     return r
 
 
-def phi(u, r):
+def phi(u, r, xp=NUMPY):
     """The link function ``sign(u) |u|^r`` (``r = 1``: identity)."""
     if r == 1.0:
         return u
-    return np.sign(u) * np.abs(u) ** r
+    return xp.sign(u) * xp.abs(u) ** r
 
 
 def kind_for(regularization, r):
@@ -58,6 +48,7 @@ def project_rows(
     log_form=False,
     want_z=True,
     want_w=True,
+    xp=NUMPY,
 ):
     """``P_R(z, w)`` row by row, with the Jacobians in ``z`` and in ``w`` (BlockJacobian).
 
@@ -66,50 +57,42 @@ def project_rows(
     ``P_R(z, w)`` (which needs ``w > 0``). ``*_is_sorted`` skip a sort when the caller knows the
     row is already in descending order (``rho`` for ranks, ``rho / eps`` for sorts).
     """
-    m, n = z.shape
     if z_is_sorted:
         zperm = None
-        s = np.ascontiguousarray(z, np.float64)
+        s = z
     else:
-        zperm = argsort_desc(z)
-        s = np.take_along_axis(z, zperm, -1)
+        zperm = xp.argsort_desc(z)
+        s = xp.take(z, zperm)
     if w_is_sorted:
         wperm = None
-        ws = np.ascontiguousarray(w, np.float64)
+        ws = w
     else:
-        wperm = argsort_desc(w)
-        ws = np.take_along_axis(w, wperm, -1)
+        wperm = xp.argsort_desc(w)
+        ws = xp.take(w, wperm)
     kind = kind_for(regularization, r)
     if kind == pav.KIND_KL and not log_form:
-        with np.errstate(divide="ignore"):
-            ws = np.log(ws)
+        ws = xp.log(ws)
     need_beta = kind == pav.KIND_KL and log_form and want_w
-    u, d, alpha, beta, block = pav.pav_batch(
-        s, ws, np.ones((m, n)), kind, r, 1.0, False, need_beta
-    )
+    u, d, alpha, beta, block = xp.pav(s, ws, xp.ones_like(s), kind, r, 1.0, False, need_beta)
     if kind == pav.KIND_KL:
         ys = u if log_form else d  # d = exp(u) = phi(u)
     else:
-        ys = phi(u, r)
-    if zperm is None:
-        y = ys
-    else:
-        y = np.empty_like(ys)
-        np.put_along_axis(y, zperm, ys, -1)
+        ys = phi(u, r, xp)
+    y = ys if zperm is None else xp.put(ys, zperm)
     jz = jw = None
     if want_z:
-        in_perm = identity_perm(m, n) if zperm is None else zperm
+        in_perm = xp.identity_perm(s) if zperm is None else zperm
         if kind == pav.KIND_KL and log_form:
-            jz = BlockJacobian(in_perm, zperm, block, np.ones_like(d), -np.ones_like(d), alpha)
+            jz = BlockJacobian(in_perm, zperm, block, xp.ones_like(d), -xp.ones_like(d), alpha)
         else:
             jz = BlockJacobian(in_perm, zperm, block, d, -d, alpha)
     if want_w:
-        in_perm = identity_perm(m, n) if wperm is None else wperm
-        zero = np.zeros_like(d)
+        in_perm = xp.identity_perm(s) if wperm is None else wperm
+        zero = xp.zeros_like(d)
         if kind == pav.KIND_KL and log_form:
-            jw = BlockJacobian(in_perm, zperm, block, zero, np.ones_like(d), beta)
+            jw = BlockJacobian(in_perm, zperm, block, zero, xp.ones_like(d), beta)
         else:
-            jw = BlockJacobian(in_perm, zperm, block, zero, alpha, np.ones_like(d))
+            jw = BlockJacobian(in_perm, zperm, block, zero, alpha, xp.ones_like(d))
     return y, jz, jw
 
 
