@@ -323,6 +323,9 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block):
                 dp = alpha[i]
                 d[i] = 1.0 + dp if kind == KIND_MAG else dp
                 if size == 1 and kind != KIND_MAG:
+                    # A singleton's z-Jacobian d (1 - alpha) is exactly 0; d = 0 keeps it so
+                    # where phi' is huge (p > 2 at u = 0) and rounding would not.
+                    d[i] = 0.0
                     alpha[i] = 1.0
                 elif tot > 0.0:
                     alpha[i] = dp / tot
