@@ -67,6 +67,7 @@ class NumpyBackend:
         with np.errstate(divide="ignore"):
             return np.log(a)
 
+    exp = staticmethod(np.exp)
     ones_like = staticmethod(np.ones_like)
     zeros_like = staticmethod(np.zeros_like)
     abs = staticmethod(np.abs)

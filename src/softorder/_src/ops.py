@@ -132,7 +132,7 @@ class Residuals(NamedTuple):
 def _to_rows(x, axis):
     xm = np.moveaxis(x, axis, -1)
     n = xm.shape[-1]
-    return np.ascontiguousarray(xm.reshape(-1, n), np.float64), xm.shape
+    return np.ascontiguousarray(xm.reshape(int(np.prod(xm.shape[:-1])), n), np.float64), xm.shape
 
 
 def _from_rows(y2, shape, axis, dtype):

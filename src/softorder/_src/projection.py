@@ -75,7 +75,7 @@ def project_rows(
     need_beta = kind == pav.KIND_KL and log_form and want_w
     u, d, alpha, beta, block = xp.pav(s, ws, xp.ones_like(s), kind, r, 1.0, False, need_beta)
     if kind == pav.KIND_KL:
-        ys = u if log_form else d  # d = exp(u) = phi(u)
+        ys = u if log_form else xp.exp(u)
     else:
         ys = phi(u, r, xp)
     y = ys if zperm is None else xp.put(ys, zperm)

@@ -31,7 +31,7 @@ class DykstraResult(NamedTuple):
 
 def _rows(a, ax):
     am = np.moveaxis(a, ax, -1)
-    return np.ascontiguousarray(am.reshape(-1, am.shape[-1]), np.float64), am.shape
+    return np.ascontiguousarray(am.reshape(int(np.prod(am.shape[:-1])), am.shape[-1]), np.float64), am.shape
 
 
 def _back(a2, shape, ax, dtype=None):
