@@ -1,10 +1,10 @@
 """Every operator and regularizer against its primal problem solved by a generic solver."""
 
 import numpy as np
+import oracles
 import pytest
 from numpy.testing import assert_allclose
 
-import oracles
 from softorder.isotonic import isotonic_kl, isotonic_magnitude, isotonic_pnorm
 from softorder.numpy import (
     project_permutahedron,

@@ -107,11 +107,11 @@ def _solve_cubic(a, c):
 
 
 @njit
-def _solve_block(s, start, end, wsum, r, lam, mag, lo, hi):
-    """Root of F(g) = sum_B phi_lam(s_i - g) - (g if mag else 1) * wsum on [lo, hi].
+def _solve_block(s, start, end, c, wsum, r, lam, mag, lo, hi):
+    """Root g' of F(g') = sum_B phi_lam(s_i - c - g') - (c + g' if mag else 1) * wsum.
 
-    F is decreasing with F(lo) >= 0 >= F(hi). Safeguarded Newton: a Newton step that leaves
-    the bracket is replaced by bisection.
+    The block value is gamma = c + g' (c: a reference entry, for precision). F is decreasing
+    with F(lo) >= 0 >= F(hi). Safeguarded Newton: a step that leaves the bracket bisects.
     """
     if not (lo <= hi):
         lo, hi = hi, lo
@@ -120,11 +120,11 @@ def _solve_block(s, start, end, wsum, r, lam, mag, lo, hi):
         f = 0.0
         fp = 0.0
         for i in range(start, end):
-            u = (s[i] - g) / lam
+            u = ((s[i] - c) - g) / lam
             f += _phi(u, r)
             fp += _dphi(u, r) / lam
         if mag:
-            f -= g * wsum
+            f -= (c + g) * wsum
             fp += wsum
         else:
             f -= wsum
@@ -148,6 +148,11 @@ def _solve_block(s, start, end, wsum, r, lam, mag, lo, hi):
 
 
 @njit
+def _mean_merge(ma, mb, na, nb):
+    return ma + (mb - ma) * (nb / (na + nb))
+
+
+@njit
 def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block):
     n = s.shape[0]
     if n == 0:
@@ -163,9 +168,14 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block):
                     beta[j] = np.nan
             return
     start = np.empty(n + 1, np.int64)
+    # Each block's value is gamma = center + offset, and u_i = (s_i - center) - offset: the
+    # center (a mean of s, LSE(s), or a reference entry) absorbs the scale of s, so u keeps
+    # full precision when |s| >> |u| (e.g. x / eps = 1e15 with ties).
+    center = np.empty(n, np.float64)
+    offset = np.empty(n, np.float64)
     gam = np.empty(n, np.float64)
-    # Per-block statistics. l2: (sum c, sum c (s - w)); kl: (LSE s, LSE w);
-    # p-norm r=3 / magnitude r=3: (count, mean, M2, M3, sum w); other r: (.., .., .., .., sum w).
+    # Statistics. l2: (sum c, wmean s, wmean w); kl: (LSE s, LSE w); cubic and magnitude r=1:
+    # (count, mean s, M2, M3, sum w); other r: (count, -, -, -, sum w).
     st = np.zeros((n, 5), np.float64)
     top = -1
     cubic = r == 3.0
@@ -174,54 +184,67 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block):
         start[top] = i
         si = s[i]
         wi = w[i]
+        center[top] = si
         if kind == KIND_L2:
             st[top, 0] = cw[i]
-            st[top, 1] = cw[i] * (si - wi)
-            g = si - wi
+            st[top, 1] = si
+            st[top, 2] = wi
+            offset[top] = -wi
         elif kind == KIND_KL:
-            st[top, 0] = si
+            st[top, 0] = si  # LSE(s_B) = max_B s + log sum exp(s - max): kept in two parts
+            st[top, 2] = 0.0
             st[top, 1] = wi
-            g = si - wi
-        elif kind == KIND_PNORM:
+            offset[top] = -wi
+        else:
             st[top, 0] = 1.0
             st[top, 1] = si
             st[top, 2] = 0.0
             st[top, 3] = 0.0
             st[top, 4] = wi
-            g = si - _phi_inv(wi, r)
-        else:  # KIND_MAG: phi_lam(s - g) = g * w
-            st[top, 0] = 1.0
-            st[top, 1] = si
-            st[top, 2] = 0.0
-            st[top, 3] = 0.0
-            st[top, 4] = wi
-            if wi == 0.0 or math.isinf(si):
-                g = si
+            if kind == KIND_PNORM:
+                offset[top] = -_phi_inv(wi, r)
+            elif wi == 0.0 or math.isinf(si):
+                offset[top] = 0.0
             elif r == 1.0:
-                g = si / (1.0 + lam * wi)
+                offset[top] = -si * (lam * wi / (1.0 + lam * wi))
             elif cubic:
                 l3w = lam * lam * lam * wi
-                g = si + _solve_cubic(l3w, l3w * si)
+                offset[top] = _solve_cubic(l3w, l3w * si)
             else:
-                g = _solve_block(s, i, i + 1, wi, r, lam, True, min(0.0, si), max(0.0, si))
-        gam[top] = g
+                offset[top] = _solve_block(s, i, i + 1, si, wi, r, lam, True,
+                                           min(0.0, si) - si, max(0.0, si) - si)
+        gam[top] = center[top] + offset[top]
         while top > 0 and gam[top - 1] <= gam[top]:
             a = top - 1
             gl = gam[a]
             gr = gam[top]
             if kind == KIND_L2:
-                st[a, 0] += st[top, 0]
-                st[a, 1] += st[top, 1]
-                g = st[a, 1] / st[a, 0]
+                ca = st[a, 0]
+                cb = st[top, 0]
+                st[a, 1] = _mean_merge(st[a, 1], st[top, 1], ca, cb)
+                st[a, 2] = _mean_merge(st[a, 2], st[top, 2], ca, cb)
+                st[a, 0] = ca + cb
+                center[a] = st[a, 1]
+                offset[a] = -st[a, 2]
             elif kind == KIND_KL:
-                st[a, 0] = _logaddexp(st[a, 0], st[top, 0])
+                ma = st[a, 0]
+                mb = st[top, 0]
+                mx = max(ma, mb)
+                if math.isinf(mx):  # blocks of infinite entries: handled in finalize
+                    st[a, 0] = mx
+                    st[a, 2] = 0.0
+                else:
+                    st[a, 2] = _logaddexp(st[a, 2] + ma - mx, st[top, 2] + mb - mx)
+                    st[a, 0] = mx
                 st[a, 1] = _logaddexp(st[a, 1], st[top, 1])
-                g = st[a, 0] - st[a, 1]
+                center[a] = st[a, 0]
+                offset[a] = st[a, 2] - st[a, 1]
             else:
                 na = st[a, 0]
                 nb = st[top, 0]
                 nn = na + nb
                 st[a, 4] += st[top, 4]
+                wsum = st[a, 4]
                 if cubic or (kind == KIND_MAG and r == 1.0):
                     # Chan et al.'s stable merge of central moments.
                     delta = st[top, 1] - st[a, 1]
@@ -236,27 +259,27 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block):
                     st[a, 1] = mean
                     st[a, 2] = m2
                     st[a, 3] = m3
+                    center[a] = mean
                 st[a, 0] = nn
-                wsum = st[a, 4]
                 if kind == KIND_MAG and r == 1.0:
-                    g = st[a, 1] * nn / (nn + lam * wsum)
+                    offset[a] = -st[a, 1] * (lam * wsum / (nn + lam * wsum))
                 elif cubic:
                     mean = st[a, 1]
                     if kind == KIND_PNORM:
                         # n t^3 + 3 M2 t + (W - M3) = 0, gamma = mean + t
-                        g = mean + _solve_cubic(3.0 * st[a, 2] / nn, (wsum - st[a, 3]) / nn)
+                        offset[a] = _solve_cubic(3.0 * st[a, 2] / nn, (wsum - st[a, 3]) / nn)
                     else:
                         l3w = lam * lam * lam * wsum
-                        g = mean + _solve_cubic(
-                            (3.0 * st[a, 2] + l3w) / nn, (l3w * mean - st[a, 3]) / nn
-                        )
+                        offset[a] = _solve_cubic((3.0 * st[a, 2] + l3w) / nn,
+                                                 (l3w * mean - st[a, 3]) / nn)
                 else:
-                    g = _solve_block(
-                        s, start[a], i + 1, wsum, r, lam if kind == KIND_MAG else 1.0,
-                        kind == KIND_MAG, gl, gr,
+                    c = center[a]
+                    offset[a] = _solve_block(
+                        s, start[a], i + 1, c, wsum, r, lam if kind == KIND_MAG else 1.0,
+                        kind == KIND_MAG, gl - c, gr - c,
                     )
             top -= 1
-            gam[top] = g
+            gam[top] = center[top] + offset[top]
     start[top + 1] = n
     # Finalize: solution, derivative weights and block ids.
     for b in range(top + 1):
@@ -264,6 +287,8 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block):
         hi = start[b + 1]
         size = hi - lo
         g = gam[b]
+        cb = center[b]
+        ob = offset[b]
         has_inf = False
         for i in range(lo, hi):
             block[i] = b
@@ -272,12 +297,13 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block):
         if has_inf:
             # The hard value: phi^-1 of the block's mean w (ties of infinities share it).
             wsum = 0.0
+            lse = -np.inf
             for i in range(lo, hi):
-                wsum += w[i] if kind != KIND_KL else 0.0
-            if kind == KIND_KL:
-                lse = -np.inf
-                for i in range(lo, hi):
+                if kind == KIND_KL:
                     lse = _logaddexp(lse, w[i])
+                else:
+                    wsum += w[i]
+            if kind == KIND_KL:
                 uh = lse - math.log(size)
             elif kind == KIND_L2:
                 uh = wsum / size
@@ -295,24 +321,23 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block):
         if kind == KIND_L2:
             tot = st[b, 0]
             for i in range(lo, hi):
-                out[i] = g if write_v else s[i] - g
+                out[i] = g if write_v else (s[i] - cb) - ob
                 d[i] = 1.0
                 alpha[i] = cw[i] / tot if size > 1 else 1.0
         elif kind == KIND_KL:
-            ls = st[b, 0]
             lw = st[b, 1]
             for i in range(lo, hi):
-                u = s[i] - g
+                u = (s[i] - cb) - ob
                 out[i] = g if write_v else u
                 d[i] = math.exp(u)
-                alpha[i] = math.exp(s[i] - ls) if size > 1 else 1.0
+                alpha[i] = math.exp((s[i] - cb) - st[b, 2]) if size > 1 else 1.0
                 if beta.shape[0] > 0:
                     beta[i] = math.exp(w[i] - lw) if size > 1 else 1.0
         else:
             lam_b = lam if kind == KIND_MAG else 1.0
             tot = 0.0
             for i in range(lo, hi):
-                u = s[i] - g
+                u = (s[i] - cb) - ob
                 out[i] = g if write_v else u
                 dp = _dphi(u / lam_b, r) / lam_b
                 alpha[i] = dp
