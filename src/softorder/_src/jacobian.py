@@ -24,6 +24,7 @@ import numpy as np
 from numba import prange
 
 from ._numba import njit
+from .isotonic.pav import use_parallel
 
 
 class BlockJacobian(NamedTuple):
@@ -37,52 +38,70 @@ class BlockJacobian(NamedTuple):
     c: np.ndarray  # float64
 
 
-@njit(parallel=True)
-def _jvp_kernel(g_in, in_perm, out_perm, has_out, block, a, b, c):
-    m, n = a.shape
-    out = np.empty((m, n), np.float64)
-    for row in prange(m):
-        g = np.empty(n, np.float64)
-        for k in range(n):
-            g[k] = g_in[row, in_perm[row, k]]
-        i = 0
-        while i < n:
-            j = i
-            acc = 0.0
-            bid = block[row, i]
-            while j < n and block[row, j] == bid:
-                acc += c[row, j] * g[j]
-                j += 1
-            for k in range(i, j):
-                t = a[row, k] * g[k] + b[row, k] * acc
-                if has_out:
-                    out[row, out_perm[row, k]] = t
-                else:
-                    out[row, k] = t
-            i = j
-    return out
+@njit
+def _jvp_row(g_in, in_perm, out_perm, has_out, block, a, b, c, out):
+    n = a.shape[0]
+    g = np.empty(n, np.float64)
+    for k in range(n):
+        g[k] = g_in[in_perm[k]]
+    i = 0
+    while i < n:
+        j = i
+        acc = 0.0
+        bid = block[i]
+        while j < n and block[j] == bid:
+            acc += c[j] * g[j]
+            j += 1
+        for k in range(i, j):
+            t = a[k] * g[k] + b[k] * acc
+            if has_out:
+                out[out_perm[k]] = t
+            else:
+                out[k] = t
+        i = j
+
+
+@njit
+def _vjp_row(h_in, in_perm, out_perm, has_out, block, a, b, c, out):
+    n = a.shape[0]
+    h = np.empty(n, np.float64)
+    for k in range(n):
+        h[k] = h_in[out_perm[k]] if has_out else h_in[k]
+    i = 0
+    while i < n:
+        j = i
+        acc = 0.0
+        bid = block[i]
+        while j < n and block[j] == bid:
+            acc += b[j] * h[j]
+            j += 1
+        for k in range(i, j):
+            out[in_perm[k]] = a[k] * h[k] + c[k] * acc
+        i = j
 
 
 @njit(parallel=True)
-def _vjp_kernel(h_in, in_perm, out_perm, has_out, block, a, b, c):
-    m, n = a.shape
-    out = np.empty((m, n), np.float64)
-    for row in prange(m):
-        h = np.empty(n, np.float64)
-        for k in range(n):
-            h[k] = h_in[row, out_perm[row, k]] if has_out else h_in[row, k]
-        i = 0
-        while i < n:
-            j = i
-            acc = 0.0
-            bid = block[row, i]
-            while j < n and block[row, j] == bid:
-                acc += b[row, j] * h[j]
-                j += 1
-            for k in range(i, j):
-                out[row, in_perm[row, k]] = a[row, k] * h[k] + c[row, k] * acc
-            i = j
-    return out
+def _jvp_par(g, in_perm, out_perm, has_out, block, a, b, c, out):
+    for r in prange(a.shape[0]):
+        _jvp_row(g[r], in_perm[r], out_perm[r], has_out, block[r], a[r], b[r], c[r], out[r])
+
+
+@njit
+def _jvp_ser(g, in_perm, out_perm, has_out, block, a, b, c, out):
+    for r in range(a.shape[0]):
+        _jvp_row(g[r], in_perm[r], out_perm[r], has_out, block[r], a[r], b[r], c[r], out[r])
+
+
+@njit(parallel=True)
+def _vjp_par(h, in_perm, out_perm, has_out, block, a, b, c, out):
+    for r in prange(a.shape[0]):
+        _vjp_row(h[r], in_perm[r], out_perm[r], has_out, block[r], a[r], b[r], c[r], out[r])
+
+
+@njit
+def _vjp_ser(h, in_perm, out_perm, has_out, block, a, b, c, out):
+    for r in range(a.shape[0]):
+        _vjp_row(h[r], in_perm[r], out_perm[r], has_out, block[r], a[r], b[r], c[r], out[r])
 
 
 def _out_perm(jac):
@@ -95,14 +114,20 @@ def jvp_rows(jac: BlockJacobian, x_dot):
     """Tangent of the output for the input tangent ``x_dot`` (``[m, n]``), in O(n) per row."""
     out_perm, has_out = _out_perm(jac)
     x_dot = np.ascontiguousarray(x_dot, np.float64)
-    return _jvp_kernel(x_dot, jac.in_perm, out_perm, has_out, jac.block, jac.a, jac.b, jac.c)
+    out = np.empty(jac.a.shape)
+    run = _jvp_par if use_parallel(*out.shape) else _jvp_ser
+    run(x_dot, jac.in_perm, out_perm, has_out, jac.block, jac.a, jac.b, jac.c, out)
+    return out
 
 
 def vjp_rows(jac: BlockJacobian, y_bar):
     """Cotangent of the input for the output cotangent ``y_bar`` (``[m, n]``), in O(n) per row."""
     out_perm, has_out = _out_perm(jac)
     y_bar = np.ascontiguousarray(y_bar, np.float64)
-    return _vjp_kernel(y_bar, jac.in_perm, out_perm, has_out, jac.block, jac.a, jac.b, jac.c)
+    out = np.empty(jac.a.shape)
+    run = _vjp_par if use_parallel(*out.shape) else _vjp_ser
+    run(y_bar, jac.in_perm, out_perm, has_out, jac.block, jac.a, jac.b, jac.c, out)
+    return out
 
 
 def segment_ids(block):

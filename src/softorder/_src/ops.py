@@ -19,11 +19,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import fused
 from . import validation as V
 from .backend import NUMPY
 from .isotonic import pav
 from .jacobian import BlockJacobian, jvp_rows, vjp_rows
-from .projection import exponent_r, phi, project_rows, scale_input
+from .projection import exponent_r, kind_for, phi, project_rows, scale_input
 
 __all__ = [
     "soft_sort",
@@ -54,6 +55,10 @@ def soft_rank_rows(x, strength=1.0, descending=False, regularization="l2", p=4 /
     """Soft ranks ``P_R(+-x / eps, rho)`` of each row; ascending: rank 1 = smallest."""
     scale = (-1.0 if descending else 1.0) / strength
     r = exponent_r(p) if regularization == "pnorm" else 1.0
+    if xp is NUMPY:
+        perm = np.argsort(x, axis=-1)
+        return fused.zside(x, perm, not descending, scale, w_mode=fused.W_RHO,
+                           kind=kind_for(regularization, r), r=r)
     y, jz, _ = project_rows(
         x * scale, xp.rho(x), regularization=regularization, r=r, w_is_sorted=True,
         want_w=False, xp=xp,
@@ -64,8 +69,12 @@ def soft_rank_rows(x, strength=1.0, descending=False, regularization="l2", p=4 /
 def soft_sort_rows(x, strength=1.0, descending=False, regularization="l2", p=4 / 3, xp=NUMPY):
     """Soft sort: descending ``P_R(rho / eps, x)`` (kl: ``log P_R(rho/eps, e^x)``); ascending
     is ``-soft_sort_desc(-x)``."""
-    xs = x if descending else -x
     r = exponent_r(p) if regularization == "pnorm" else 1.0
+    if xp is NUMPY:
+        perm = np.argsort(x, axis=-1)
+        return fused.wside(x, perm, descending, not descending, 1.0 / strength,
+                           kind=kind_for(regularization, r), r=r)
+    xs = x if descending else -x
     y, _, jw = project_rows(
         xp.rho(x) / strength, xs, regularization=regularization, r=r, z_is_sorted=True,
         log_form=regularization == "kl", want_z=False, xp=xp,
@@ -77,6 +86,10 @@ def soft_sort_rows(x, strength=1.0, descending=False, regularization="l2", p=4 /
 def soft_topk_mask_rows(x, k, strength=1.0, p=4 / 3, solver="pav", max_iter=1000, tol=1e-9,
                         xp=NUMPY):
     """Sparse soft top-k mask ``P_R(x, w_k)`` with ``R = (lambda/p) ||y||_p^p``."""
+    if xp is NUMPY and solver == "pav":
+        r = exponent_r(p)
+        return fused.zside(x, np.argsort(x, axis=-1), True, 1.0 / strength, w_mode=fused.W_TOPK,
+                           k=k, kind=kind_for("pnorm", r), r=r)
     z = x / strength
     w = xp.topk_weights(x, k)
     if solver == "pav":
@@ -95,6 +108,10 @@ def soft_topk_mask_rows(x, k, strength=1.0, p=4 / 3, solver="pav", max_iter=1000
 def soft_topk_magnitude_rows(x, k, strength=1.0, p=4 / 3, solver="pav", max_iter=1000,
                              tol=1e-9, xp=NUMPY):
     """Sparse soft top-k in magnitude: ``sign(x) * unsort(u + phi(u))`` (DESIGN §1)."""
+    if xp is NUMPY and solver == "pav":
+        return fused.zside(x, np.argsort(np.abs(x), axis=-1), True, 1.0, mag=True,
+                           w_mode=fused.W_TOPK, k=k, kind=pav.KIND_MAG, r=exponent_r(p),
+                           lam=strength)
     ax = xp.abs(x)
     perm = xp.argsort_desc(ax)
     s = xp.take(ax, perm)

@@ -70,6 +70,8 @@ def _phi_inv(y, r):
     ay = abs(y)
     if r == 1.0:
         return y
+    if r == 3.0:
+        return np.cbrt(y)
     p = ay ** (1.0 / r)
     return p if y >= 0 else -p
 
@@ -89,21 +91,32 @@ def _dphi(u, r):
     return r * au ** (r - 1.0)
 
 
-@njit(inline="always")
+@njit
 def _solve_cubic(a, c):
-    """The real root t of t^3 + a t + c = 0 for a >= 0 (one real root), stably."""
+    """The real root t of t^3 + a t + c = 0 for a >= 0 (one real root, f increasing).
+
+    Newton from ``-c / (a + |c|^(2/3))`` (exact in both the linear and the cubic regime),
+    which converges in a few steps; the hyperbolic closed form is the fallback.
+    """
+    if c == 0.0:
+        return 0.0
+    ac = abs(c)
+    cr = np.cbrt(ac)
+    t = -c / (a + cr * cr)
+    for _ in range(30):
+        t2 = t * t
+        f = t2 * t + a * t + c
+        fp = 3.0 * t2 + a
+        if fp <= 0.0:
+            break
+        step = f / fp
+        t -= step
+        if abs(step) <= 4e-16 * abs(t):
+            return t
     if a <= 0.0:
-        return -math.copysign(abs(c) ** (1.0 / 3.0), c)
-    # Hyperbolic form: t = -2 sqrt(a/3) sinh(asinh((3c / 2a) sqrt(3/a)) / 3).
+        return -math.copysign(ac ** (1.0 / 3.0), c)
     m = math.sqrt(a / 3.0)
-    arg = 1.5 * c / (a * m)
-    t = -2.0 * m * math.sinh(math.asinh(arg) / 3.0)
-    # One Newton step polishes the last bits.
-    f = t * t * t + a * t + c
-    fp = 3.0 * t * t + a
-    if fp > 0.0:
-        t = t - f / fp
-    return t
+    return -2.0 * m * math.sinh(math.asinh(1.5 * c / (a * m)) / 3.0)
 
 
 @njit
@@ -253,7 +266,7 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block):
                     m3 = (
                         st[a, 3]
                         + st[top, 3]
-                        + delta**3 * na * nb * (na - nb) / (nn * nn)
+                        + delta * delta * delta * na * nb * (na - nb) / (nn * nn)
                         + 3.0 * delta * (na * st[top, 2] - nb * st[a, 2]) / nn
                     )
                     st[a, 1] = mean
@@ -358,18 +371,43 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block):
                     alpha[i] = 1.0 / size
 
 
+# Rows run in parallel only when there is enough work: a parallel region costs microseconds
+# to start (and far more when the cores are busy), which dominates small inputs.
+PARALLEL_MIN_WORK = 1 << 15
+
+
+def use_parallel(m, n):
+    return m > 1 and m * n >= PARALLEL_MIN_WORK
+
+
 @njit(parallel=True)
+def _pav_batch_par(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block):
+    for row in prange(s.shape[0]):
+        _pav_row(s[row], w[row], cw[row], kind, r, lam, write_v,
+                 out[row], d[row], alpha[row], beta[row], block[row])
+
+
+@njit
+def _pav_batch_ser(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block):
+    for row in range(s.shape[0]):
+        _pav_row(s[row], w[row], cw[row], kind, r, lam, write_v,
+                 out[row], d[row], alpha[row], beta[row], block[row])
+
+
 def pav_batch(s, w, cw, kind, r, lam, write_v, need_beta):
-    """Run PAV on each row of ``s`` (rows sorted descending for projections). float64 in/out."""
+    """Run PAV on each row of ``s`` (rows sorted descending for projections). float64 in/out.
+
+    Returns ``(out, d, alpha, beta, block)``; ``beta`` has shape ``[m, 0]`` unless ``need_beta``.
+    """
+    s = np.ascontiguousarray(s, np.float64)
+    w = np.ascontiguousarray(w, np.float64)
+    cw = np.ascontiguousarray(cw, np.float64)
     m, n = s.shape
-    out = np.empty((m, n), np.float64)
-    d = np.empty((m, n), np.float64)
-    alpha = np.empty((m, n), np.float64)
-    beta = np.empty((m, n) if need_beta else (m, 0), np.float64)
+    out = np.empty((m, n))
+    d = np.empty((m, n))
+    alpha = np.empty((m, n))
+    beta = np.empty((m, n) if need_beta else (m, 0))
     block = np.empty((m, n), np.int32)
-    for row in prange(m):
-        _pav_row(
-            s[row], w[row], cw[row], kind, r, lam, write_v,
-            out[row], d[row], alpha[row], beta[row], block[row],
-        )
+    run = _pav_batch_par if use_parallel(m, n) else _pav_batch_ser
+    run(s, w, cw, int(kind), float(r), float(lam), bool(write_v), out, d, alpha, beta, block)
     return out, d, alpha, beta, block
