@@ -63,3 +63,15 @@ def test_dykstra_converges_to_the_pav_solution(weighted):
     rough = isotonic_dykstra(y, sample_weight=c, max_iter=3, tol=0.0)
     assert rough.n_iter == 3
     assert np.max(np.abs(rough.solution - exact)) > np.max(np.abs(res.solution - exact))
+
+
+def test_dykstra_keeps_a_nan_row_to_itself_and_handles_empty_rows():
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=(3, 12))
+    clean = isotonic_dykstra(y, max_iter=5000, tol=1e-12)
+    y[1, 4] = np.nan
+    res = isotonic_dykstra(y, max_iter=5000, tol=1e-12)
+    assert np.all(np.isnan(res.solution[1]))
+    assert_allclose(res.solution[[0, 2]], clean.solution[[0, 2]])
+    assert res.n_iter == clean.n_iter
+    assert isotonic_dykstra(np.zeros((2, 0))).solution.shape == (2, 0)

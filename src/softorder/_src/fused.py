@@ -18,7 +18,7 @@ import numpy as np
 from numba import prange
 
 from ._numba import njit
-from .isotonic.pav import KIND_KL, KIND_MAG, _pav_row, _phi, use_parallel
+from .isotonic.pav import KIND_KL, KIND_MAG, KIND_PNORM, _pav_row, _phi, use_parallel
 from .jacobian import BlockJacobian
 
 W_RHO = 0  # w = (n, n-1, ..., 1)
@@ -26,11 +26,10 @@ W_TOPK = 1  # w = (1, ..., 1, 0, ..., 0) with k ones
 
 
 @njit
-def _zside_row(x, perm, reverse, scale, mag, w_mode, k, kind, r, lam,
+def _zside_row(x, perm, reverse, scale, mag, w, winv, kind, r, lam,
                y, in_perm, block, a, b, c):
     n = x.shape[0]
     s = np.empty(n)
-    w = np.empty(n)
     sg = np.empty(n)
     cw = np.ones(n)
     u = np.empty(n)
@@ -46,12 +45,7 @@ def _zside_row(x, perm, reverse, scale, mag, w_mode, k, kind, r, lam,
             sg[kk] = 1.0 if xv > 0 else (-1.0 if xv < 0 else (0.0 if xv == 0 else xv))
         else:
             s[kk] = xv * scale
-        if w_mode == W_RHO:
-            wv = float(n - kk)
-        else:
-            wv = 1.0 if kk < k else 0.0
-        w[kk] = math.log(wv) if kind == KIND_KL else wv
-    _pav_row(s, w, cw, kind, r, lam, False, u, d, al, beta, block)
+    _pav_row(s, w, cw, kind, r, lam, False, u, d, al, beta, block, winv)
     for kk in range(n):
         idx = in_perm[kk]
         if mag:
@@ -64,8 +58,8 @@ def _zside_row(x, perm, reverse, scale, mag, w_mode, k, kind, r, lam,
             b[kk] = -g * d[kk]
             c[kk] = al[kk] * g
         else:
-            if kind == KIND_KL:
-                y[idx] = math.exp(u[kk])
+            if kind == KIND_KL:  # d = exp(u), except on infinite entries (d = 0)
+                y[idx] = d[kk] if d[kk] > 0.0 else math.exp(u[kk])
             else:
                 y[idx] = _phi(u[kk], r)
             a[kk] = d[kk] * scale
@@ -74,16 +68,16 @@ def _zside_row(x, perm, reverse, scale, mag, w_mode, k, kind, r, lam,
 
 
 @njit(parallel=True)
-def _zside_par(x, perm, reverse, scale, mag, w_mode, k, kind, r, lam, y, in_perm, block, a, b, c):
+def _zside_par(x, perm, reverse, scale, mag, w, winv, kind, r, lam, y, in_perm, block, a, b, c):
     for row in prange(x.shape[0]):
-        _zside_row(x[row], perm[row], reverse, scale, mag, w_mode, k, kind, r, lam,
+        _zside_row(x[row], perm[row], reverse, scale, mag, w, winv, kind, r, lam,
                    y[row], in_perm[row], block[row], a[row], b[row], c[row])
 
 
 @njit
-def _zside_ser(x, perm, reverse, scale, mag, w_mode, k, kind, r, lam, y, in_perm, block, a, b, c):
+def _zside_ser(x, perm, reverse, scale, mag, w, winv, kind, r, lam, y, in_perm, block, a, b, c):
     for row in range(x.shape[0]):
-        _zside_row(x[row], perm[row], reverse, scale, mag, w_mode, k, kind, r, lam,
+        _zside_row(x[row], perm[row], reverse, scale, mag, w, winv, kind, r, lam,
                    y[row], in_perm[row], block[row], a[row], b[row], c[row])
 
 
@@ -99,8 +93,15 @@ def zside(x, perm, reverse, scale, *, mag=False, w_mode=W_RHO, k=0, kind=0, r=1.
     a = np.empty((m, n))
     b = np.empty((m, n))
     c = np.empty((m, n))
+    # w is the same for every row: built once, with phi^-1(w) for the p-norm singletons.
+    w = np.arange(n, 0, -1.0) if w_mode == W_RHO else (np.arange(n) < k).astype(np.float64)
+    winv = np.empty(0)
+    if kind == KIND_KL:
+        w = np.log(w)
+    elif kind == KIND_PNORM:
+        winv = w ** (1.0 / r)
     run = _zside_par if use_parallel(m, n) else _zside_ser
-    run(x, perm, bool(reverse), float(scale), bool(mag), int(w_mode), int(k), int(kind), float(r),
+    run(x, perm, bool(reverse), float(scale), bool(mag), w, winv, int(kind), float(r),
         float(lam), y, in_perm, block, a, b, c)
     return y, BlockJacobian(in_perm, in_perm, block, a, b, c)
 
@@ -120,7 +121,7 @@ def _wside_row(x, perm, reverse, negate, scale, kind, r, y, in_perm, block, b, c
         in_perm[kk] = idx
         w[kk] = -x[idx] if negate else x[idx]
         s[kk] = (n - kk) * scale
-    _pav_row(s, w, cw, kind, r, 1.0, False, u, d, al, beta, block)
+    _pav_row(s, w, cw, kind, r, 1.0, False, u, d, al, beta, block, np.empty(0))
     for kk in range(n):
         if kind == KIND_KL:
             v = u[kk]

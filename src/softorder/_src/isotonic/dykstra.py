@@ -49,21 +49,27 @@ def dykstra_decreasing(y, weights, *, max_iter=1000, tol=1e-9):
     y = np.asarray(y, np.float64)
     weights = np.asarray(weights, np.float64)
     m, n = y.shape
+    # A row holding NaN is solved as zeros and set to NaN at the end: it neither stalls the
+    # stopping test of the other rows nor leaks into them.
+    nanrow = np.isnan(y).any(axis=1) | np.isnan(weights).any(axis=1)
+    if nanrow.any():
+        y = np.where(nanrow[:, None], 0.0, y)
+        weights = np.where(nanrow[:, None], 1.0, weights)
     x = y.copy()
     p = np.zeros_like(x)
     q = np.zeros_like(x)
     act1 = np.zeros((m, n // 2), bool)
-    act2 = np.zeros((m, (n - 1) // 2), bool)
-    scale = max(float(np.max(np.abs(y), initial=0.0)), 1e-300)
+    act2 = np.zeros((m, max(n - 1, 0) // 2), bool)
+    scale = np.maximum(np.max(np.abs(y), axis=1, initial=0.0), 1e-300)
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007
         t, act1 = _project_pairs(x + p, weights, 0)
         p = x + p - t
         xn, act2 = _project_pairs(t + q, weights, 1)
         q = t + q - xn
-        change = float(np.max(np.abs(xn - x), initial=0.0))
+        change = np.max(np.abs(xn - x), axis=1, initial=0.0)
         x = xn
-        if change <= tol * scale:
+        if np.all(change <= tol * scale):
             break
     link = np.zeros((m, max(n - 1, 0)), bool)
     link[:, 0::2] = act1
@@ -73,6 +79,8 @@ def dykstra_decreasing(y, weights, *, max_iter=1000, tol=1e-9):
         block[:, 1:] = np.cumsum(~link, axis=1, dtype=np.int32)
     viol = np.diff(x, axis=1) if n > 1 else np.zeros((m, 0))
     residual = float(np.max(np.maximum(viol, 0.0), initial=0.0))
+    if nanrow.any():
+        x[nanrow] = np.nan
     return DykstraState(x, block, it, residual)
 
 

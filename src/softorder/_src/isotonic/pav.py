@@ -95,14 +95,18 @@ def _dphi(u, r):
 def _solve_cubic(a, c):
     """The real root t of t^3 + a t + c = 0 for a >= 0 (one real root, f increasing).
 
-    Newton from ``-c / (a + |c|^(2/3))`` (exact in both the linear and the cubic regime),
-    which converges in a few steps; the hyperbolic closed form is the fallback.
+    Newton from ``-c / a`` (linear regime) or ``-cbrt(c)`` (cubic regime) converges in a few
+    steps; the hyperbolic closed form is the fallback.
     """
     if c == 0.0:
         return 0.0
     ac = abs(c)
-    cr = np.cbrt(ac)
-    t = -c / (a + cr * cr)
+    # The root lies between 0 and the start; Newton from either start converges monotonically
+    # (f is convex where t > 0 and concave where t < 0).
+    if a > 0.0 and a * a * a >= c * c:
+        t = -c / a
+    else:
+        t = -math.copysign(np.cbrt(ac), c)
     for _ in range(30):
         t2 = t * t
         f = t2 * t + a * t + c
@@ -166,7 +170,8 @@ def _mean_merge(ma, mb, na, nb):
 
 
 @njit
-def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block):
+def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, winv):
+    """PAV on one row. ``winv``: phi^-1(w) precomputed (p-norm), or an empty array."""
     n = s.shape[0]
     if n == 0:
         return
@@ -204,9 +209,11 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block):
             st[top, 2] = wi
             offset[top] = -wi
         elif kind == KIND_KL:
-            st[top, 0] = si  # LSE(s_B) = max_B s + log sum exp(s - max): kept in two parts
-            st[top, 2] = 0.0
+            # LSE(s_B) = m + log(e): m = max_B s, e = sum_B exp(s - m) (linear); same for w.
+            st[top, 0] = si
+            st[top, 2] = 1.0
             st[top, 1] = wi
+            st[top, 3] = 1.0
             offset[top] = -wi
         else:
             st[top, 0] = 1.0
@@ -215,7 +222,7 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block):
             st[top, 3] = 0.0
             st[top, 4] = wi
             if kind == KIND_PNORM:
-                offset[top] = -_phi_inv(wi, r)
+                offset[top] = -(winv[i] if winv.shape[0] > 0 else _phi_inv(wi, r))
             elif wi == 0.0 or math.isinf(si):
                 offset[top] = 0.0
             elif r == 1.0:
@@ -240,18 +247,19 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block):
                 center[a] = st[a, 1]
                 offset[a] = -st[a, 2]
             elif kind == KIND_KL:
-                ma = st[a, 0]
-                mb = st[top, 0]
-                mx = max(ma, mb)
-                if math.isinf(mx):  # blocks of infinite entries: handled in finalize
-                    st[a, 0] = mx
-                    st[a, 2] = 0.0
-                else:
-                    st[a, 2] = _logaddexp(st[a, 2] + ma - mx, st[top, 2] + mb - mx)
-                    st[a, 0] = mx
-                st[a, 1] = _logaddexp(st[a, 1], st[top, 1])
+                for col in (0, 1):  # (max, linear sum) pairs for s (cols 0, 2) and w (1, 3)
+                    ma = st[a, col]
+                    mb = st[top, col]
+                    if math.isinf(ma) or math.isinf(mb):  # infinite entries: see finalize
+                        st[a, col] = max(ma, mb)
+                        st[a, col + 2] = 1.0
+                    elif ma >= mb:
+                        st[a, col + 2] += st[top, col + 2] * math.exp(mb - ma)
+                    else:
+                        st[a, col + 2] = st[a, col + 2] * math.exp(ma - mb) + st[top, col + 2]
+                        st[a, col] = mb
                 center[a] = st[a, 0]
-                offset[a] = st[a, 2] - st[a, 1]
+                offset[a] = math.log(st[a, 2] / st[a, 3]) - st[a, 1]
             else:
                 na = st[a, 0]
                 nb = st[top, 0]
@@ -338,14 +346,19 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block):
                 d[i] = 1.0
                 alpha[i] = cw[i] / tot if size > 1 else 1.0
         elif kind == KIND_KL:
-            lw = st[b, 1]
+            # d = exp(u) = softmax(s_B) * sum_B exp(w): one exp per entry.
+            es = st[b, 2]
+            mw = st[b, 1]
+            ew = st[b, 3]
+            wtot = ew * math.exp(mw)
             for i in range(lo, hi):
                 u = (s[i] - cb) - ob
                 out[i] = g if write_v else u
-                d[i] = math.exp(u)
-                alpha[i] = math.exp((s[i] - cb) - st[b, 2]) if size > 1 else 1.0
+                al = math.exp(s[i] - cb) / es if size > 1 else 1.0
+                alpha[i] = al
+                d[i] = al * wtot if size > 1 else math.exp(u)
                 if beta.shape[0] > 0:
-                    beta[i] = math.exp(w[i] - lw) if size > 1 else 1.0
+                    beta[i] = math.exp(w[i] - mw) / ew if size > 1 else 1.0
         else:
             lam_b = lam if kind == KIND_MAG else 1.0
             tot = 0.0
@@ -384,14 +397,14 @@ def use_parallel(m, n):
 def _pav_batch_par(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block):
     for row in prange(s.shape[0]):
         _pav_row(s[row], w[row], cw[row], kind, r, lam, write_v,
-                 out[row], d[row], alpha[row], beta[row], block[row])
+                 out[row], d[row], alpha[row], beta[row], block[row], np.empty(0))
 
 
 @njit
 def _pav_batch_ser(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block):
     for row in range(s.shape[0]):
         _pav_row(s[row], w[row], cw[row], kind, r, lam, write_v,
-                 out[row], d[row], alpha[row], beta[row], block[row])
+                 out[row], d[row], alpha[row], beta[row], block[row], np.empty(0))
 
 
 def pav_batch(s, w, cw, kind, r, lam, write_v, need_beta):
