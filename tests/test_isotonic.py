@@ -68,10 +68,10 @@ def test_dykstra_converges_to_the_pav_solution(weighted):
 def test_dykstra_keeps_a_nan_row_to_itself_and_handles_empty_rows():
     rng = np.random.default_rng(5)
     y = rng.normal(size=(3, 12))
-    clean = isotonic_dykstra(y, max_iter=5000, tol=1e-12)
+    clean = isotonic_dykstra(y[[0, 2]], max_iter=5000, tol=1e-12)
     y[1, 4] = np.nan
     res = isotonic_dykstra(y, max_iter=5000, tol=1e-12)
     assert np.all(np.isnan(res.solution[1]))
-    assert_allclose(res.solution[[0, 2]], clean.solution[[0, 2]])
+    assert_allclose(res.solution[[0, 2]], clean.solution)
     assert res.n_iter == clean.n_iter
     assert isotonic_dykstra(np.zeros((2, 0))).solution.shape == (2, 0)
