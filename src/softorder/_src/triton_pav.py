@@ -311,7 +311,10 @@ def _pav_kernel(
                     if IS_MAG:
                         g = c1 * nn / (nn + lam * c4)
                     else:
-                        g = c1 - c4 / nn
+                        # The Numba kernel solves this linear case by its Newton, which
+                        # returns the bracket's midpoint where the block sum is NaN (infs).
+                        gc = c1 - c4 / nn
+                        g = tl.where(gc != gc, 0.5 * (gl + g), gc)
                 elif RCODE == 3:
                     if IS_MAG:
                         l3w = lam * lam * lam * c4
