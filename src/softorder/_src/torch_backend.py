@@ -132,8 +132,8 @@ def dykstra_torch(y, weights, max_iter=1000, tol=1e-9):
     x = y.clone()
     p = torch.zeros_like(x)
     q = torch.zeros_like(x)
-    act1 = torch.zeros((m, n // 2), dtype=torch.bool, device=y.device)
-    act2 = torch.zeros((m, (n - 1) // 2), dtype=torch.bool, device=y.device)
+    act1 = torch.zeros((m, max(n // 2, 0)), dtype=torch.bool, device=y.device)
+    act2 = torch.zeros((m, max((n - 1) // 2, 0)), dtype=torch.bool, device=y.device)
     scale = max(float(y.abs().max()) if y.numel() else 0.0, 1e-300)
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007
