@@ -518,3 +518,30 @@ def pav_batch_triton(s, w, cw, kind, r, lam, write_v, need_beta):
         MAX_ITER=_NEWTON_MAX_ITER, num_warps=1,
     )
     return out, d, alpha, beta, block
+
+
+def _compile_cuda(kind, r, write_v=False, need_beta=False, dtype="fp64", arch=90):
+    """Compile the kernel for a CUDA target without a GPU (a check of the real code path).
+
+    The interpreter does not type-check loops or lower anything; this runs Triton's full
+    pipeline (TTIR, TTGIR, LLVM IR, PTX, cubin by the bundled ptxas) for ``sm_<arch>``.
+    Needs this module imported *without* ``TRITON_INTERPRET=1``. Returns the compiled kernel.
+    """
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    ptr = f"*{dtype}"
+    signature = {
+        "s_ptr": ptr, "w_ptr": ptr, "cw_ptr": ptr, "out_ptr": ptr, "d_ptr": ptr,
+        "alpha_ptr": ptr, "beta_ptr": ptr, "block_ptr": "*i32", "st_ptr": "*fp64",
+        "gam_ptr": "*fp64", "start_ptr": "*i32", "mark_ptr": "*i32", "aux_ptr": "*fp64",
+        "n": "i32", "r_bits": "i64", "lam_bits": "i64",
+    }
+    constexprs = {
+        "KIND": int(kind), "RCODE": _rcode(float(r)), "WRITE_V": bool(write_v),
+        "NEED_BETA": bool(need_beta), "BLOCK": 256, "D_CAP": _D_CAP,
+        "MAX_ITER": _NEWTON_MAX_ITER,
+    }
+    signature.update({k: "constexpr" for k in constexprs})
+    src = ASTSource(_pav_kernel, signature, constexprs)
+    return triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"num_warps": 1})
