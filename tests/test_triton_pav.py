@@ -117,6 +117,9 @@ else:
         cw = rng.uniform(0.5, 2.0, size=(m, n)) if kind == P.KIND_L2 else np.ones((m, n))
         return s, np.ascontiguousarray(w), cw
 
+    def _t(a):
+        return torch.from_numpy(np.ascontiguousarray(a))
+
     def _compare(kind, r, lam, write_v, need_beta, s, w, cw, dtype=torch.float64):
         if dtype == torch.float32:
             s, w, cw = (a.astype(np.float32).astype(np.float64) for a in (s, w, cw))
@@ -150,6 +153,23 @@ else:
         rng = np.random.default_rng(7 + kind)
         s, w, cw = _inputs(kind, rng, 2, 9, False)
         _compare(kind, r, 0.7, False, kind == P.KIND_KL, s, w, cw, dtype=torch.float32)
+
+    @pytest.mark.parametrize("kind,r", [(P.KIND_L2, 1.0), (P.KIND_KL, 1.0), (P.KIND_MAG, 3.0),
+                                        (P.KIND_PNORM, 2.0)])
+    def test_rows_longer_than_the_vector_width(kind, r):
+        # block_size=16 on rows of 21: the block-id cumsum, the segmented sums and the Newton
+        # sums carry across chunks; row 0 is one block spanning every chunk, row 1 has more
+        # than 16 blocks.
+        rng = np.random.default_rng(11)
+        s, w, cw = _inputs(kind, rng, 2, 21, False)
+        s[0] = np.sort(np.abs(s[0]))  # increasing: everything pools
+        s[1] = -np.sort(-s[1]) * 10.0  # decreasing and spread: many blocks
+        ref = P.pav_batch(s, w, cw, kind, r, 0.7, False, kind == P.KIND_KL)
+        got = T.pav_batch_triton(*(_t(a) for a in (s, w, cw)), kind, r, 0.7, False,
+                                 kind == P.KIND_KL, block_size=16)
+        assert (ref[4][0] == 0).all() and ref[4][1].max() > 16
+        for name, a, b in zip(NAMES, ref, got):
+            np.testing.assert_allclose(b.numpy(), a, rtol=1e-10, atol=1e-12, err_msg=name)
 
     @pytest.mark.parametrize("kind,r", NEWTON)
     def test_newton_for_other_exponents(kind, r):

@@ -18,8 +18,9 @@ Design (one program per row, ``num_warps=1``):
    vectorized over the block).
 3. Finalize, vectorized over chunks of the row: block starts are marked and a running
    ``tl.cumsum`` gives the block id of every position; per-block sums (``sum phi'``, the count
-   of infinite entries, ``sum w``) are segment sums by ``tl.atomic_add`` into scratch; a last
-   pass gathers the block values and writes out/d/alpha/beta/block.
+   of infinite entries, ``sum w``) come from a segmented ``tl.associative_scan`` (no atomics:
+   the results are deterministic), stored by each block's last position; a last pass gathers
+   the block values and writes out/d/alpha/beta/block.
 
 Everything is computed in float64 whatever the input dtype (float32 or float64; outputs have
 the input's dtype). ``tl.debug_barrier()`` separates a scratch store from the loads that read
@@ -187,6 +188,14 @@ def _solve_block(s_row, start, end, wsum, r, lam, lo0, hi0, MAG: tl.constexpr,
     return res
 
 
+@triton.jit
+def _segmented_add(v1, i1, w1, f1, v2, i2, w2, f2):
+    """Combine for a segmented sum scan: ``f = 1`` marks a segment start (associative)."""
+    keep = f2 != 0
+    return (tl.where(keep, v2, v1 + v2), tl.where(keep, i2, i1 + i2),
+            tl.where(keep, w2, w1 + w2), f1 | f2)
+
+
 # --------------------------------------------------------------------------------------------
 # The kernel.
 
@@ -351,8 +360,12 @@ def _pav_kernel(
         tl.store(mark_row + pos, tl.full([BLOCK], 1, tl.int32), mask=bmsk)
     tl.debug_barrier()
 
-    # 3b. Block ids by a running cumsum; per-block sums by atomics.
+    # 3b. Block ids by a running cumsum; per-block sums by a segmented scan (deterministic:
+    # no atomics), written by the last position of each block.
     carry = tl.zeros([], tl.int32)
+    acc_dp = tl.zeros([], tl.float64)
+    acc_inf = tl.zeros([], tl.float64)
+    acc_w = tl.zeros([], tl.float64)
     for p0 in range(0, n, BLOCK):
         offs = p0 + tl.arange(0, BLOCK)
         msk = offs < n
@@ -363,14 +376,33 @@ def _pav_kernel(
         tl.store(block_ptr + base + offs, tl.where(has_nan, offs, bid), mask=msk)
         sv = tl.load(s_row + offs, mask=msk, other=0.0).to(tl.float64)
         wv = tl.load(w_row + offs, mask=msk, other=0.0).to(tl.float64)
-        isinf = tl.abs(sv) == float("inf")
-        tl.atomic_add(aux_row + n + bid, isinf.to(tl.float64), mask=msk)
-        tl.atomic_add(aux_row + 2 * n + bid, wv, mask=msk)
+        vinf = (tl.abs(sv) == float("inf")).to(tl.float64)
         if MOMENTS:
             gb = tl.load(gam_row + bid, mask=msk, other=0.0)
             lam_b = lam if IS_MAG else 1.0
             dp = _dphi((sv - gb) / lam_b, r, RCODE, D_CAP) / lam_b
-            tl.atomic_add(aux_row + bid, dp, mask=msk)
+        else:
+            dp = tl.zeros([BLOCK], tl.float64)
+        dp = tl.where(msk, dp, 0.0)
+        vinf = tl.where(msk, vinf, 0.0)
+        wv = tl.where(msk, wv, 0.0)
+        # A chunk's first entry continues the previous chunk's block unless a block starts.
+        starts = (mk != 0) | (offs == 0)
+        first = (offs == p0) & (~starts)
+        dp = tl.where(first, dp + acc_dp, dp)
+        vinf = tl.where(first, vinf + acc_inf, vinf)
+        wv = tl.where(first, wv + acc_w, wv)
+        sdp, sinf, sw, _ = tl.associative_scan((dp, vinf, wv, starts.to(tl.int32)), 0,
+                                               _segmented_add)
+        last = tl.minimum(p0 + BLOCK, n) - 1
+        acc_dp = tl.sum(tl.where(offs == last, sdp, 0.0), 0)
+        acc_inf = tl.sum(tl.where(offs == last, sinf, 0.0), 0)
+        acc_w = tl.sum(tl.where(offs == last, sw, 0.0), 0)
+        nxt = tl.load(mark_row + offs + 1, mask=offs + 1 < n, other=1)
+        is_end = msk & (nxt != 0)
+        tl.store(aux_row + bid, sdp, mask=is_end)
+        tl.store(aux_row + n + bid, sinf, mask=is_end)
+        tl.store(aux_row + 2 * n + bid, sw, mask=is_end)
     tl.debug_barrier()
 
     # 3c. Write the outputs.
@@ -454,7 +486,7 @@ def _rcode(r: float) -> int:
     return 0
 
 
-def pav_batch_triton(s, w, cw, kind, r, lam, write_v, need_beta):
+def pav_batch_triton(s, w, cw, kind, r, lam, write_v, need_beta, *, block_size=None):
     """`pav_batch` on torch tensors ``[m, n]`` (float32 or float64) with the Triton kernel.
 
     Args:
@@ -465,6 +497,8 @@ def pav_batch_triton(s, w, cw, kind, r, lam, write_v, need_beta):
       lam: the magnitude strength (``KIND_MAG`` only).
       write_v: write ``v`` instead of ``u = s - v``.
       need_beta: also return ``beta`` (kl); otherwise ``beta`` has shape ``[m, 0]``.
+      block_size: the vector width of the finalize passes (a power of two; default: the row
+        length rounded up, between 16 and 1024). Rows longer than it are done in chunks.
 
     Returns:
       ``(out, d, alpha, beta, block)``: float tensors of ``s``'s dtype and int32 ``block``,
@@ -507,8 +541,11 @@ def pav_batch_triton(s, w, cw, kind, r, lam, write_v, need_beta):
     gam = torch.empty((m, n), dtype=f64, device=dev)
     start = torch.empty((m, n + 1), dtype=torch.int32, device=dev)
     mark = torch.zeros((m, n), dtype=torch.int32, device=dev)
-    aux = torch.zeros((m, 3, n), dtype=f64, device=dev)
-    block_size = max(16, min(1024, triton.next_power_of_2(n)))
+    aux = torch.empty((m, 3, n), dtype=f64, device=dev)
+    if block_size is None:
+        block_size = max(16, min(1024, triton.next_power_of_2(n)))
+    elif block_size < 1 or block_size & (block_size - 1):
+        raise ValueError(f"block_size must be a power of two; got {block_size!r}.")
     _pav_kernel[(m,)](
         s, w, cw, out, d, alpha, beta if need_beta else out, block,
         st, gam, start, mark, aux,
