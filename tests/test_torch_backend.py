@@ -162,3 +162,31 @@ def test_jacobian_maps_keep_tensor_graph():
     (jvp_rows_torch(jac, u) ** 2).sum().backward()
     expected = 2 * vjp_rows_torch(jac, jvp_rows_torch(jac, u.detach()))
     np.testing.assert_allclose(u.grad.numpy(), expected.numpy(), rtol=1e-12)
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@given(
+    m=st.integers(1, 3),
+    n=st.integers(1, 9),
+    scale=st.sampled_from([1e-6, 1.0, 1e9]),
+    data=st.data(),
+)
+def test_fuzz_values_match_numpy(m, n, scale, data):
+    # Ties (values from a small grid), tiny and huge scales, every operator family.
+    vals = data.draw(st.lists(st.integers(-3, 3), min_size=m * n, max_size=m * n))
+    x = np.array(vals, dtype=np.float64).reshape(m, n) * scale
+    k = data.draw(st.integers(0, n))
+    fns = [
+        lambda xp, a: ops.soft_rank_rows(a, scale, False, "l2", xp=xp),
+        lambda xp, a: ops.soft_rank_rows(a, scale, True, "kl", xp=xp),
+        lambda xp, a: ops.soft_sort_rows(a, 1.0 / scale, False, "l2", xp=xp),
+        lambda xp, a: ops.soft_topk_mask_rows(a, k, scale, 4 / 3, xp=xp),
+        lambda xp, a: ops.soft_topk_magnitude_rows(a, k, scale, 4 / 3, xp=xp),
+    ]
+    for fn in fns:
+        y0, _ = fn(NUMPY, x)
+        y1, _ = fn(TORCH, _t(x))
+        np.testing.assert_allclose(y1.numpy(), y0, rtol=1e-9, atol=1e-9 * np.abs(y0).max(initial=1))
