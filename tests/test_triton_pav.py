@@ -206,6 +206,20 @@ else:
             outs = T.pav_batch_triton(z, z, z, kind, r, 1.0, False, True)
             assert all(o.shape == shape for o in outs)
 
+    def test_backend_widens_half_precision_for_the_kernel():
+        rng = np.random.default_rng(12)
+        s = -np.sort(-rng.normal(size=(2, 6)), axis=1)
+        w = np.broadcast_to(np.arange(6.0, 0.0, -1.0), s.shape)
+        for dt in (torch.float16, torch.bfloat16):
+            sh = _t(s).to(dt)
+            out = TRITON.pav(sh, _t(w).to(dt), torch.ones_like(sh), P.KIND_L2, 1.0, 1.0, False,
+                             False)
+            ref = P.pav_batch(sh.double().numpy(), np.ascontiguousarray(w), np.ones_like(s),
+                              P.KIND_L2, 1.0, 1.0, False, False)
+            assert out[0].dtype == dt and out[4].dtype == torch.int32
+            np.testing.assert_array_equal(out[4].numpy(), ref[4])
+            np.testing.assert_allclose(out[0].double().numpy(), ref[0], rtol=1e-2, atol=1e-2)
+
     # End to end: the operators with PAV on the Triton kernel give the NumPy core's numbers.
     OPS = [
         ("rank_l2", lambda xp, a: ops.soft_rank_rows(a, 0.5, False, "l2", xp=xp)),

@@ -13,7 +13,8 @@ Where each primitive runs:
   the Numba kernel on a zero-copy NumPy view; on other devices (MPS, or CUDA without Triton)
   the Numba kernel through a host copy, with one warning.
 
-Tensors keep their dtype (float32 or float64; PAV accumulates in float64 in both kernels).
+Tensors keep their dtype (PAV computes in float64 in both kernels; the Triton kernel reads
+float32 or float64, and float16/bfloat16 rows are widened to float32 for it).
 Triton is imported only when a PAV actually runs through it.
 
 Example:
@@ -203,8 +204,14 @@ class TorchBackend:
     # Isotonic solvers.
     def pav(self, s, w, cw, kind, r, lam, write_v, need_beta):
         which = self.pav_kernel_for(s)
-        if which == "triton" and s.dtype in (torch.float32, torch.float64):
-            return _pav_triton(s, w, cw, kind, r, lam, write_v, need_beta)
+        if which == "triton":
+            if s.dtype in (torch.float32, torch.float64):
+                return _pav_triton(s, w, cw, kind, r, lam, write_v, need_beta)
+            if s.dtype in (torch.float16, torch.bfloat16):
+                # The kernel reads float32 (it computes in float64); outputs cast back.
+                f = torch.float32
+                res = _pav_triton(s.to(f), w.to(f), cw.to(f), kind, r, lam, write_v, need_beta)
+                return (*(a.to(s.dtype) for a in res[:4]), res[4])
         if s.device.type != "cpu":
             global _warned_host
             if not _warned_host:
