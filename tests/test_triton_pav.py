@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -22,7 +23,10 @@ if not INNER:
     def _run(args, extra_env, timeout):
         env = dict(os.environ)
         env.update(extra_env)
-        return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
+        with tempfile.TemporaryDirectory() as cache:  # Triton's kernel cache, not in $HOME
+            env["TRITON_CACHE_DIR"] = cache
+            return subprocess.run(args, env=env, capture_output=True, text=True,
+                                  timeout=timeout)
 
     def test_triton_kernel_under_interpreter():
         pytest.importorskip("triton")

@@ -247,6 +247,8 @@ def _pav_kernel(
     c4 = tl.zeros([], tl.float64)
     cur_start = tl.zeros([], tl.int32)
     for i in range(0, n_scan):
+        # The block below the new one is the previous top, whose gamma is still in ``g``.
+        gl = g
         top += 1
         cur_start = i + tl.zeros([], tl.int32)
         si = tl.load(s_row + i).to(tl.float64)
@@ -283,7 +285,6 @@ def _pav_kernel(
                         g = _solve_block(s_row, i, i + 1, wi, r, lam, tl.minimum(si, 0.0),
                                          tl.maximum(si, 0.0), True, BLOCK, D_CAP, MAX_ITER)
         # Pool while the block below violates the order (gamma_left <= gamma_right).
-        gl = tl.load(gam_row + tl.maximum(top - 1, 0))
         go = (top > 0) & (gl <= g)
         while go:
             a = top - 1
