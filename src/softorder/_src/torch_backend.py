@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -45,7 +46,11 @@ _warned_host = False
 
 
 def _interpret_requested() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+    """``TRITON_INTERPRET=1`` is set and the kernel is (or will be) decorated under it."""
+    if os.environ.get("TRITON_INTERPRET", "0") != "1":
+        return False
+    mod = sys.modules.get(__package__ + ".triton_pav")
+    return mod is None or mod.is_interpreted()
 
 
 def _pav_numba(s, w, cw, kind, r, lam, write_v, need_beta):
