@@ -135,21 +135,27 @@ def dykstra_torch(y, weights, max_iter=1000, tol=1e-9):
     """
     m, n = y.shape
     weights = weights.to(y.dtype).expand(m, n)
+    # As the NumPy version: NaN rows solved as zeros then set to NaN; per-row stopping test.
+    nanrow = torch.isnan(y).any(dim=1) | torch.isnan(weights).any(dim=1)
+    y = torch.where(nanrow[:, None], torch.zeros_like(y), y)
+    weights = torch.where(nanrow[:, None], torch.ones_like(weights), weights)
     x = y.clone()
     p = torch.zeros_like(x)
     q = torch.zeros_like(x)
     act1 = torch.zeros((m, max(n // 2, 0)), dtype=torch.bool, device=y.device)
     act2 = torch.zeros((m, max((n - 1) // 2, 0)), dtype=torch.bool, device=y.device)
-    scale = max(float(y.abs().max()) if y.numel() else 0.0, 1e-300)
+    if y.numel() == 0:
+        max_iter = min(max_iter, 1)
+    scale = (y.abs().amax(dim=1) if y.numel() else y.new_zeros(m)).clamp(min=1e-300)
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007
         t, act1 = _project_pairs(x + p, weights, 0)
         p = x + p - t
         xn, act2 = _project_pairs(t + q, weights, 1)
         q = t + q - xn
-        change = float((xn - x).abs().max()) if x.numel() else 0.0
+        change = (xn - x).abs().amax(dim=1) if x.numel() else x.new_zeros(m)
         x = xn
-        if change <= tol * scale:
+        if bool((change <= tol * scale).all()):
             break
     link = torch.zeros((m, max(n - 1, 0)), dtype=torch.bool, device=y.device)
     link[:, 0::2] = act1
@@ -159,6 +165,7 @@ def dykstra_torch(y, weights, max_iter=1000, tol=1e-9):
         block[:, 1:] = torch.cumsum((~link).to(torch.int32), dim=1).to(torch.int32)
     viol = torch.diff(x, dim=1) if n > 1 else x.new_zeros((m, 0))
     residual = float(viol.clamp(min=0.0).max()) if viol.numel() else 0.0
+    x = torch.where(nanrow[:, None], torch.full_like(x, float("nan")), x)
     return x, block, it, residual
 
 
@@ -257,6 +264,7 @@ class TorchBackend:
     def log(a):
         return torch.log(a)
 
+    exp = staticmethod(torch.exp)
     ones_like = staticmethod(torch.ones_like)
     zeros_like = staticmethod(torch.zeros_like)
     abs = staticmethod(torch.abs)

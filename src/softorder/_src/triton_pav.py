@@ -448,13 +448,16 @@ def _pav_kernel(
                 al = tl.where(tot > 0.0, dp / tl.where(tot > 0.0, tot, 1.0), 1.0 / size)
                 uh = tl.where(wsum > 0.0, float("inf"), 0.0)
             else:
-                dv = dp
+                # As the Numba kernel: a singleton's z-Jacobian is exactly 0 (d = 0).
+                dv = tl.where(size == 1.0, 0.0, dp)
                 al = tl.where(tot > 0.0, dp / tl.where(tot > 0.0, tot, 1.0), 1.0 / size)
                 al = tl.where(size == 1.0, 1.0, al)
                 uh = _phi_inv(wsum / size, r, RCODE)
         # Blocks holding an infinite entry: the hard value, zero derivative weights.
         blk_inf = ninf > 0.0
-        if not WRITE_V:
+        if WRITE_V:
+            o = tl.where(blk_inf, sv, o)  # v is +-inf with the block's entries
+        else:
             o = tl.where(blk_inf, uh, o)
         dv = tl.where(blk_inf, 0.0, dv)
         al = tl.where(blk_inf, 1.0 / size, al)

@@ -166,6 +166,8 @@ def _solve_block(s, start, end, c, wsum, r, lam, mag, lo, hi):
 
 @njit
 def _mean_merge(ma, mb, na, nb):
+    if ma == mb:  # also keeps equal infinities (ties at +-inf) finite-free of NaN
+        return ma
     return ma + (mb - ma) * (nb / (na + nb))
 
 
@@ -333,7 +335,7 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, winv):
             else:
                 uh = np.inf if wsum > 0 else 0.0
             for i in range(lo, hi):
-                out[i] = g if write_v else uh
+                out[i] = s[lo] if write_v else uh  # v is +-inf with the block's entries
                 d[i] = 0.0
                 alpha[i] = 1.0 / size
                 if beta.shape[0] > 0:
