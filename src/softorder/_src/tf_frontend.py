@@ -234,11 +234,12 @@ def _run(name, x, axis, np_rows, has_out, exact_second_order):
 
 
 def _check_jit(name):
-    """numpy_function has no XLA kernel: say so before XLA fails with an opaque message."""
+    """numpy_function has no XLA kernel: say so at trace time, before XLA fails opaquely."""
     try:
-        graph = tf.compat.v1.get_default_graph()
-        xla = bool(getattr(graph, "_xla_compile", False)) or _in_xla_context(graph)
-    except Exception:  # pragma: no cover - a TF without these internals
+        from tensorflow.python.ops import control_flow_util  # noqa: PLC0415
+
+        xla = control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+    except Exception:  # pragma: no cover - a TF without this internal helper
         xla = False
     if xla:
         raise NotImplementedError(
@@ -246,13 +247,6 @@ def _check_jit(name):
             "forward pass is a NumPy/Numba kernel (tf.numpy_function), which XLA cannot compile. "
             "Use tf.function without jit_compile (graph mode works), or softorder.jax."
         )
-
-
-def _in_xla_context(graph):
-    from tensorflow.python.ops import control_flow_util  # noqa: PLC0415
-
-    ctxt = graph._get_control_flow_context()  # noqa: SLF001
-    return ctxt is not None and control_flow_util.GetContainingXLAContext(ctxt) is not None
 
 
 # --------------------------------------------------------------------------------------------
