@@ -47,7 +47,7 @@ def case(name):
     raise KeyError(name)
 
 
-def spread(rng, shape, gap=0.35):
+def spread(rng, shape, gap=0.12):
     """Values with gaps >= ``gap`` along the last axis (away from ties and kinks)."""
     n = shape[-1]
     base = np.arange(n) * gap + rng.uniform(0, 0.1 * gap, size=shape)

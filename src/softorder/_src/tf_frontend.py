@@ -25,6 +25,7 @@ import warnings
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.eager import record  # noqa: PLC2701 - forward-mode recording
 
 from . import ops
 from . import validation as V
@@ -204,14 +205,15 @@ def _differentiable(name, np_rows, has_out, exact_second_order):
         tout.append(tf.int64)
     guard = _make_guard(name, exact_second_order)
 
-    @tf.custom_gradient
-    def op(x2):
+    def op(x2, saved):
         outs = tf.numpy_function(np_fn, [x2], tout, stateful=False, name=f"softorder_{name}")
         for o in outs:
             o.set_shape(x2.shape)
         y2, inv_in, gid, a, b, c = outs[:6]
         out_perm = outs[6] if has_out else None
         num_segments = tf.size(x2, out_type=tf.int64)
+        saved["res"] = (inv_in, out_perm, gid, a, b, c)
+        saved["num_segments"] = num_segments
 
         def grad(dy):
             # Tie the residuals to x2 here, in the backward pass only, so that differentiating
@@ -222,7 +224,29 @@ def _differentiable(name, np_rows, has_out, exact_second_order):
 
         return y2, grad
 
-    return op
+    def apply(x2):
+        saved = {}
+        y2 = tf.custom_gradient(lambda x2: op(x2, saved))(x2)
+        vjp = lambda dy: [_vjp(tf.cast(dy, tf.float64), saved["res"], saved["num_segments"])]
+        return _attach_forward_mode(name, y2, [x2], vjp)
+
+    return apply
+
+
+def _attach_forward_mode(name, y, inputs, vjp):
+    """``y`` again, with its tangent for forward accumulators given by transposing ``vjp``.
+
+    ``tf.custom_gradient`` serves GradientTapes and graph gradients, but inside a tf.function a
+    ForwardAccumulator sees only its IdentityN op and silently gets a zero tangent. Here a fresh
+    identity of ``y`` is recorded by hand: on tapes as an identity of ``y``, and on
+    accumulators as an op of ``inputs`` whose backward function is ``vjp`` (written in TF ops,
+    linear in its argument, so TensorFlow transposes it into the JVP).
+    """
+    with record.stop_recording():
+        out = tf.identity(y)
+    record.record_operation_backprop_only("Identity", [out], [y], lambda dy: [dy])
+    record.record_operation_forwardprop_only(f"softorder_{name}", [out], inputs, vjp, None)
+    return out
 
 
 def _run(name, x, axis, np_rows, has_out, exact_second_order):
@@ -536,27 +560,31 @@ def isotonic_regression(y, *, sample_weight=None, y_min=None, y_max=None, increa
 
     guard = _make_guard("isotonic_regression", not has_w)
 
+    c2 = tf.cast(w2, tf.float64)
+    v, block2, gid, free, alpha, csum = tf.numpy_function(
+        np_fn, [y2, c2], [tf.float64, tf.int32, tf.int64, tf.float64, tf.float64, tf.float64],
+        stateful=False, name="softorder_isotonic_regression")
+    for t in (v, block2, gid, free, alpha, csum):
+        t.set_shape(y2.shape)
+    nseg = tf.size(y2, out_type=tf.int64)
+
+    def vjp(dv, y2, alpha, csum):
+        # d/dy_j = alpha_j * sum_B dv ; d/dc_j = (y_j - v_B) / C_B * sum_B dv, with the
+        # unclipped block value v_B = sum_B alpha y (alpha, csum, free: constants here).
+        dv = tf.cast(dv, tf.float64) * free
+        seg = tf.gather(tf.math.unsorted_segment_sum(dv, gid, nseg), gid)
+        vb = tf.gather(tf.math.unsorted_segment_sum(alpha * y2, gid, nseg), gid)
+        return [alpha * seg, (y2 - vb) / csum * seg]
+
     @tf.custom_gradient
     def op(y2, c2):
-        v, block, gid, free, alpha, csum = tf.numpy_function(
-            np_fn, [y2, c2], [tf.float64, tf.int32, tf.int64, tf.float64, tf.float64, tf.float64],
-            stateful=False, name="softorder_isotonic_regression")
-        for t in (v, block, gid, free, alpha, csum):
-            t.set_shape(y2.shape)
-        nseg = tf.size(y2, out_type=tf.int64)
+        def grad(dv):
+            return vjp(dv, y2, guard(alpha, c2), guard(csum, c2))
 
-        def grad(dv, _dblock=None):
-            dv = tf.cast(dv, tf.float64) * free
-            alpha_g, csum_g = guard(alpha, c2), guard(csum, c2)
-            seg = tf.gather(tf.math.unsorted_segment_sum(dv, gid, nseg), gid)
-            # d/dy_j = alpha_j * sum_B dv ; d/dc_j = (y_j - v_B) / C_B * sum_B dv, with the
-            # unclipped block value v_B = sum_B alpha y (y2, alpha: constants of this op).
-            vb = tf.gather(tf.math.unsorted_segment_sum(alpha_g * y2, gid, nseg), gid)
-            return alpha_g * seg, (y2 - vb) / csum_g * seg
+        return tf.identity(v), grad
 
-        return (v, block), grad
-
-    v2, block2 = op(y2, tf.cast(w2, tf.float64))
+    v2 = _attach_forward_mode("isotonic_regression", op(y2, c2), [y2, c2],
+                              lambda dv: vjp(dv, y2, alpha, csum))
     sol = _from_rows(v2, layout)
     if return_blocks:
         return IsotonicResult(sol, _from_rows(block2, layout, tf.int32))
