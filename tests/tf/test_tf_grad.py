@@ -148,3 +148,35 @@ def test_gradient_of_gradient_in_upstream_is_linear(rng):
     d = outer.gradient(s, u).numpy()  # = J w
     _, res = snp.soft_topk_mask_fwd(x.numpy(), 2)
     np.testing.assert_allclose(d, snp.jvp(res, w), rtol=1e-11, atol=1e-12)
+
+
+def test_derivatives_across_the_tf_function_boundary(rng):
+    """Tape or accumulator outside, tf.function inside: TF differentiates the traced graph."""
+    x = tf.constant(rng.normal(size=(3, 5)))
+    t = rng.normal(size=(3, 5))
+    u = rng.normal(size=(3, 5))
+    f = tf.function(lambda x: stf.soft_topk_magnitude(x, 2, regularization_strength=0.3),
+                    input_signature=[tf.TensorSpec([None, None], tf.float64)])
+    _, res = snp.soft_topk_magnitude_fwd(x.numpy(), 2, regularization_strength=0.3)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        s = tf.reduce_sum(f(x) * u)
+    np.testing.assert_allclose(tape.gradient(s, x).numpy(), snp.vjp(res, u), rtol=1e-11,
+                               atol=1e-12)
+    with tf.autodiff.ForwardAccumulator(x, tf.constant(t)) as acc:
+        y = f(x)
+    np.testing.assert_allclose(acc.jvp(y).numpy(), snp.jvp(res, t), rtol=1e-11, atol=1e-12)
+
+
+def test_tape_jacobian(rng):
+    x = tf.constant(rng.normal(size=(2, 4)))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y = stf.soft_rank(x, regularization="kl")
+    jac = tape.jacobian(y, x).numpy().reshape(8, 8)
+    bjac = tape.batch_jacobian(y, x).numpy()
+    _, res = snp.soft_rank_fwd(x.numpy(), regularization="kl")
+    ref = np.stack([snp.jvp(res, e.reshape(2, 4)).ravel() for e in np.eye(8)], axis=1)
+    np.testing.assert_allclose(jac, ref, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(bjac, np.stack([ref[:4, :4], ref[4:, 4:]]), rtol=1e-11, atol=1e-12)
+

@@ -169,20 +169,28 @@ def _vjp(h_in, res, num_segments):
 
 
 def _make_guard(name, exact_second_order):
+    """Identity on a residual ``t``, tied to the input ``x2`` for second-order requests.
+
+    Its gradient in ``x2`` is 0 where that is exact (residuals piecewise constant in ``x``).
+    Otherwise, eagerly, it raises NotImplementedError. Inside a graph it cannot refuse: when a
+    ForwardAccumulator differentiates a tf.function call, TensorFlow also traces (and runs part
+    of) the gradient of the JVP, so any failing op here would break plain forward mode; there
+    the curvature of the residuals is dropped (documented in docs/tensorflow.md).
+    """
+    message = (
+        f"softorder.tensorflow.{name}: second-order derivatives in x (differentiating the "
+        "gradient again with respect to the input) are implemented only where they are exact "
+        "here: regularization='l2' (and 'pnorm' with p=2; isotonic_regression without "
+        "sample_weight). First-order gradients and forward-mode JVPs are exact for every "
+        "option; use softorder.jax for Hessians."
+    )
+
     @tf.custom_gradient
     def guard(t, x2):
         def grad(dt):
-            if exact_second_order:
-                # The residuals are piecewise constant in x: their derivative is 0 almost
-                # everywhere, so the Hessian of the operator itself is exactly 0 there.
-                return None, tf.zeros_like(x2)
-            raise NotImplementedError(
-                f"softorder.tensorflow.{name}: second-order derivatives in x (differentiating "
-                "the gradient again with respect to the input) are implemented only where they "
-                "are exact here: regularization='l2' (and 'pnorm' with p=2). The first-order "
-                "gradient and forward-mode JVPs are exact for every option; use "
-                "softorder.jax for Hessians."
-            )
+            if exact_second_order or not tf.executing_eagerly():
+                return None, tf.zeros_like(dt)  # t and x2 share shape and dtype
+            raise NotImplementedError(message)
 
         return tf.identity(t), grad
 
