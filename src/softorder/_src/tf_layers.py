@@ -9,6 +9,16 @@ from . import tf_frontend as F
 __all__ = ["SoftSort", "SoftRank", "SoftTopKMask", "SoftTopKMagnitude"]
 
 
+def _check_backend(cls):
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise RuntimeError(
+            f"softorder.tensorflow.{cls.__name__} calls TensorFlow ops and needs the TensorFlow "
+            f"Keras backend; this process runs Keras with backend {backend!r} "
+            "(set KERAS_BACKEND=tensorflow before importing keras)."
+        )
+
+
 @keras.saving.register_keras_serializable(package="softorder")
 class SoftSort(keras.layers.Layer):
     """Soft sort along ``axis`` (`softorder.tensorflow.soft_sort`) as a Keras layer.
@@ -22,6 +32,7 @@ class SoftSort(keras.layers.Layer):
 
     def __init__(self, axis=-1, descending=False, regularization="l2",
                  regularization_strength=1.0, p=4 / 3, **kwargs):
+        _check_backend(type(self))
         super().__init__(**kwargs)
         self.axis = axis
         self.descending = descending
@@ -69,6 +80,7 @@ class SoftTopKMask(keras.layers.Layer):
 
     def __init__(self, k, axis=-1, regularization_strength=1.0, p=4 / 3, solver="pav",
                  max_iter=1000, tol=1e-9, **kwargs):
+        _check_backend(type(self))
         super().__init__(**kwargs)
         self.k = k
         self.axis = axis
