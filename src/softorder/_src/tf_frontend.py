@@ -51,7 +51,7 @@ _FLOAT_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
 _CLASH_MESSAGE = (
     "softorder.tensorflow: 'triton' is being imported after TensorFlow. With TensorFlow 2.21 "
     "and Triton 3.x this aborts the whole process ('LLVM ERROR: inconsistency in registered "
-    "CommandLine options'). Import triton (or torch._inductor / softorder.torch) before "
+    "CommandLine options'). Import triton (or run what loads it, such as torch.compile) before "
     "tensorflow, or run TensorFlow and Triton code in separate processes."
 )
 
