@@ -156,3 +156,32 @@ def test_jit_compile_raises_clearly():
 
     with pytest.raises(NotImplementedError, match="jit_compile=True"):
         g(tf.ones((2, 3)))
+
+
+@pytest.mark.parametrize("name", ["soft_rank-l2-asc", "soft_sort-kl-asc",
+                                  "soft_topk_mask-p1.33-pav", "soft_topk_magnitude-p2-pav"])
+def test_edge_rows_match_numpy(name, rng):
+    """-inf padding, ties, a single entry: values and gradients equal the NumPy core's."""
+    tf_fn, np_fwd = case(name)
+    x = np.array([[0.5, -np.inf, 1.5, 0.2], [1.0, 1.0, 1.0, -np.inf], [2.0, 2.0, 2.0, 2.0]])
+    u = rng.normal(size=x.shape)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = tf_fn(xt)
+        loss = tf.reduce_sum(y * u)
+    g = tape.gradient(loss, xt).numpy()
+    yr, res = np_fwd(x)
+    np.testing.assert_array_equal(y.numpy(), yr)
+    np.testing.assert_array_equal(g, snp.vjp(res, u))
+    one = rng.normal(size=(3, 1))
+    if "topk" not in name:
+        np.testing.assert_array_equal(tf_fn(tf.constant(one)).numpy(), np_fwd(one)[0])
+
+
+@pytest.mark.parametrize("k", [0, 5])
+def test_topk_k_at_the_ends(k, rng):
+    x = rng.normal(size=(3, 5))
+    np.testing.assert_allclose(stf.soft_topk_mask(x, k).numpy(), snp.soft_topk_mask(x, k))
+    np.testing.assert_allclose(stf.soft_topk_magnitude(x, k).numpy(),
+                               snp.soft_topk_magnitude(x, k))
