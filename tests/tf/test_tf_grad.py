@@ -4,7 +4,7 @@ core's `vjp`, forward mode against its `jvp`, second order where it is defined."
 import numpy as np
 import pytest
 import tensorflow as tf
-from _cases import ALL_CASES, case, spread
+from _tf_cases import ALL_CASES, case, spread
 
 import softorder.numpy as snp
 import softorder.tensorflow as stf

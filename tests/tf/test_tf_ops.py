@@ -4,7 +4,7 @@ eager and in tf.function (unknown shapes), NaN rows, errors."""
 import numpy as np
 import pytest
 import tensorflow as tf
-from _cases import ALL_CASES, TOL, case
+from _tf_cases import ALL_CASES, TOL, case
 
 import softorder.numpy as snp
 import softorder.tensorflow as stf
