@@ -44,6 +44,10 @@ __all__ = [
 
 _FLOAT_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
 
+# Library code: AutoGraph must not rewrite it (nor the NumPy callbacks it creates) when a user's
+# tf.function calls it; it has no tensor-dependent Python control flow.
+_no_autograph = tf.autograph.experimental.do_not_convert
+
 
 # --------------------------------------------------------------------------------------------
 # The TensorFlow / Triton clash (an LLVM option registered twice aborts the process).
@@ -293,6 +297,7 @@ def _sort_rank_args(regularization, regularization_strength, p):
     return eps, p, exact2
 
 
+@_no_autograph
 def soft_rank(x, *, axis=-1, descending=False, regularization="l2", regularization_strength=1.0,
               p=4 / 3):
     r"""Soft ranks along ``axis``, 1-based, ascending by default (`softorder.numpy.soft_rank`).
@@ -329,6 +334,7 @@ def soft_rank(x, *, axis=-1, descending=False, regularization="l2", regularizati
     return _run("soft_rank", x, axis, rows, True, exact2)
 
 
+@_no_autograph
 def soft_sort(x, *, axis=-1, descending=False, regularization="l2", regularization_strength=1.0,
               p=4 / 3):
     r"""Soft sort along ``axis``, ascending by default (`softorder.numpy.soft_sort`).
@@ -395,6 +401,7 @@ def _topk_args(name, x, k, axis, regularization_strength, p, solver, max_iter, t
     return x, ax, k, lam, p, max_iter, tol, exact2, check_runtime_k
 
 
+@_no_autograph
 def soft_topk_mask(x, k, *, axis=-1, regularization_strength=1.0, p=4 / 3, solver="pav",
                    max_iter=1000, tol=1e-9):
     r"""Sparse soft top-k mask along ``axis`` (`softorder.numpy.soft_topk_mask`).
@@ -439,6 +446,7 @@ def soft_topk_mask(x, k, *, axis=-1, regularization_strength=1.0, p=4 / 3, solve
     return _from_rows(op(x2), layout)
 
 
+@_no_autograph
 def soft_topk_magnitude(x, k, *, axis=-1, regularization_strength=1.0, p=4 / 3, solver="pav",
                         max_iter=1000, tol=1e-9):
     r"""Sparse soft top-k in magnitude along ``axis`` (`softorder.numpy.soft_topk_magnitude`).
@@ -513,6 +521,7 @@ def _isotonic_np(y2, c2, increasing, y_min, y_max):
     return v, block, free, alpha, csum
 
 
+@_no_autograph
 def isotonic_regression(y, *, sample_weight=None, y_min=None, y_max=None, increasing=True,
                         axis=-1, return_blocks=False):
     r"""Least-squares isotonic regression along ``axis`` (`softorder.isotonic`), differentiable.
