@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from _tf_cases import ALL_CASES, TOL, case
+from hypothesis import given
+from hypothesis import strategies as st
 
 import softorder.numpy as snp
 import softorder.tensorflow as stf
@@ -138,6 +140,10 @@ def test_errors_name_the_argument():
         stf.soft_topk_mask(x, 1, solver="dykstra")
     with pytest.raises(ValueError, match="p must be > 1"):
         stf.soft_topk_mask(x, 1, p=1.0)
+    with pytest.raises(TypeError, match="regularization_strength must be a Python number"):
+        stf.soft_rank(x, regularization_strength=tf.Variable(0.5))
+    with pytest.raises(TypeError, match="regularization_strength must be a Python number"):
+        stf.soft_topk_mask(x, 1, regularization_strength=tf.constant(0.5))
     with pytest.raises(ValueError, match="0-d input"):
         stf.soft_rank(tf.constant(1.0))
 
@@ -185,3 +191,33 @@ def test_topk_k_at_the_ends(k, rng):
     np.testing.assert_allclose(stf.soft_topk_mask(x, k).numpy(), snp.soft_topk_mask(x, k))
     np.testing.assert_allclose(stf.soft_topk_magnitude(x, k).numpy(),
                                snp.soft_topk_magnitude(x, k))
+
+
+@given(
+    shape=st.lists(st.integers(1, 5), min_size=1, max_size=3),
+    axis_seed=st.integers(0, 10),
+    name=st.sampled_from(ALL_CASES),
+    ties=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_fuzz_shapes_ties_against_numpy(shape, axis_seed, name, ties, seed):
+    """Random shapes, axes and tied values: TF equals the NumPy core, values and gradients."""
+    rng = np.random.default_rng(seed)
+    axis = axis_seed % len(shape) - (len(shape) if axis_seed % 2 else 0)
+    n = shape[axis]
+    if "topk" in name and n < 2:
+        shape[axis] = n = 2
+    x = rng.normal(size=shape) * 3.0
+    if ties:
+        x = np.round(x)
+    tf_fn, np_fwd = case(name)
+    u = rng.normal(size=shape)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = tf_fn(xt, axis=axis)
+        loss = tf.reduce_sum(y * u)
+    yr, res = np_fwd(x, axis=axis)
+    np.testing.assert_allclose(y.numpy(), yr, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(tape.gradient(loss, xt).numpy(), snp.vjp(res, u), rtol=1e-11,
+                               atol=1e-12)

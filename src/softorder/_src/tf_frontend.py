@@ -289,10 +289,20 @@ def _check_jit(name):
 # Public operators (same options, defaults and numbers as softorder.numpy).
 
 
+def _static_number(value, name):
+    """Hyperparameters are Python numbers: a tensor would be silently non-differentiable."""
+    if tf.is_tensor(value) or isinstance(value, tf.Variable):
+        raise TypeError(
+            f"{name} must be a Python number, not a tensor ({value!r}): softorder.tensorflow "
+            "does not differentiate with respect to it. Pass float(...) if it is a constant."
+        )
+    return value
+
+
 def _sort_rank_args(regularization, regularization_strength, p):
     V.check_regularization(regularization)
-    eps = V.check_strength(regularization_strength)
-    p = V.check_p(p) if regularization == "pnorm" else float(p)
+    eps = V.check_strength(_static_number(regularization_strength, "regularization_strength"))
+    p = V.check_p(_static_number(p, "p")) if regularization == "pnorm" else p
     exact2 = regularization == "l2" or (regularization == "pnorm" and p == 2.0)
     return eps, p, exact2
 
@@ -382,8 +392,8 @@ def _topk_args(name, x, k, axis, regularization_strength, p, solver, max_iter, t
         k = V.check_k(k, n, x.shape, axis)
     elif k < 0:
         raise ValueError(f"k={k} is out of range: it must be >= 0 (input shape {x.shape}).")
-    lam = V.check_strength(regularization_strength)
-    p = V.check_p(p)
+    lam = V.check_strength(_static_number(regularization_strength, "regularization_strength"))
+    p = V.check_p(_static_number(p, "p"))
     V.check_solver(solver, p)
     max_iter = V.check_positive_int(max_iter, "max_iter")
     tol = float(tol)
