@@ -84,6 +84,12 @@ def test_numpy_and_list_inputs_follow_softorder_numpy():
     v = tf.Variable([[0.5, -1.0, 2.0]])
     np.testing.assert_allclose(stf.soft_topk_mask(v, 1, regularization_strength=0.01).numpy(),
                                [[0.0, 0.0, 1.0]])
+    w = tf.Variable([[0.3, -1.0, 2.0, 0.5]], dtype=tf.float64)
+    u = np.array([[1.0, 2.0, 3.0, 4.0]])
+    with tf.GradientTape() as tape:  # watched automatically, as a trainable variable
+        loss = tf.reduce_sum(stf.soft_topk_mask(w, 2) * u)
+    _, res = snp.soft_topk_mask_fwd(w.numpy(), 2)
+    np.testing.assert_allclose(tape.gradient(loss, w).numpy(), snp.vjp(res, u), rtol=1e-12)
 
 
 def test_hard_limits():
