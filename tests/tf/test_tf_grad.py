@@ -180,3 +180,32 @@ def test_tape_jacobian(rng):
     np.testing.assert_allclose(jac, ref, rtol=1e-11, atol=1e-12)
     np.testing.assert_allclose(bjac, np.stack([ref[:4, :4], ref[4:, 4:]]), rtol=1e-11, atol=1e-12)
 
+
+
+def test_second_order_in_graph_mode_raises_too(rng):
+    """Hessian requests inside a tf.function, and around a call of one, raise while tracing."""
+    x = tf.constant(spread(rng, (2, 5)))
+
+    @tf.function
+    def hessian_vector(x):
+        with tf.GradientTape() as outer:
+            outer.watch(x)
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                loss = tf.reduce_sum(stf.soft_rank(x, regularization="kl") ** 2)
+            g = tf.reduce_sum(inner.gradient(loss, x))
+        return outer.gradient(g, x)
+
+    with pytest.raises(NotImplementedError, match="second-order derivatives"):
+        hessian_vector(x)
+
+    # Around a tf.function call, TensorFlow builds the second-order function as soon as the
+    # inner gradient is taken under the recording outer tape: the error comes from there.
+    f = tf.function(lambda x: stf.soft_topk_mask(x, 2))
+    with tf.GradientTape() as outer:
+        outer.watch(x)
+        with tf.GradientTape() as inner:
+            inner.watch(x)
+            loss = tf.reduce_sum(f(x) ** 2)
+        with pytest.raises(NotImplementedError, match="second-order derivatives"):
+            inner.gradient(loss, x)
