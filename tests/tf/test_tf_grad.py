@@ -209,3 +209,21 @@ def test_second_order_in_graph_mode_raises_too(rng):
             loss = tf.reduce_sum(f(x) ** 2)
         with pytest.raises(NotImplementedError, match="second-order derivatives"):
             inner.gradient(loss, x)
+
+
+def test_reverse_over_forward(rng):
+    """d/dx <w, J(x) t>: exact for l2 (zero curvature), refused for kl, eagerly."""
+    x = tf.constant(spread(rng, (2, 5)))
+    t = tf.constant(rng.normal(size=(2, 5)))
+    w = tf.constant(rng.normal(size=(2, 5)))
+    for reg, ok in (("l2", True), ("kl", False)):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            with tf.autodiff.ForwardAccumulator(x, t) as acc:
+                y = stf.soft_rank(x, regularization=reg, regularization_strength=0.3)
+            s = tf.reduce_sum(acc.jvp(y) * w)
+        if ok:
+            np.testing.assert_array_equal(tape.gradient(s, x).numpy(), np.zeros((2, 5)))
+        else:
+            with pytest.raises(NotImplementedError, match="second-order derivatives"):
+                tape.gradient(s, x)

@@ -239,23 +239,21 @@ def _differentiable(name, np_rows, has_out, exact_second_order):
         y2, inv_in, gid, a, b, c = outs[:6]
         out_perm = outs[6] if has_out else None
         num_segments = tf.size(x2, out_type=tf.int64)
-        saved["res"] = (inv_in, out_perm, gid, a, b, c)
-        saved["num_segments"] = num_segments
-
         def grad(dy):
-            # Tie the residuals to x2 here, in the backward pass only, so that differentiating
-            # the gradient again in x raises (or is exact), while forward mode never sees it.
+            # Tie the residuals to x2 here, in the backward pass only (never in the forward
+            # pass, where a ForwardAccumulator would differentiate the tie itself), so that
+            # differentiating the gradient, or a JVP, again in x is exact or raises.
             a_, b_, c_ = (guard(t, x2) for t in (a, b, c))
             return _vjp(tf.cast(dy, tf.float64), (inv_in, out_perm, gid, a_, b_, c_),
                         num_segments)
 
+        saved["grad"] = grad
         return y2, grad
 
     def apply(x2):
         saved = {}
         y2 = tf.custom_gradient(lambda x2: op(x2, saved))(x2)
-        vjp = lambda dy: [_vjp(tf.cast(dy, tf.float64), saved["res"], saved["num_segments"])]
-        return _attach_forward_mode(name, y2, [x2], vjp)
+        return _attach_forward_mode(name, y2, [x2], lambda dy: [saved["grad"](dy)])
 
     return apply
 
@@ -618,15 +616,11 @@ def isotonic_regression(y, *, sample_weight=None, y_min=None, y_max=None, increa
         vb = tf.gather(tf.math.unsorted_segment_sum(alpha * y2, gid, nseg), gid)
         return [alpha * seg, (y2 - vb) / csum * seg]
 
-    @tf.custom_gradient
-    def op(y2, c2):
-        def grad(dv):
-            return vjp(dv, y2, guard(alpha, c2), guard(csum, c2))
+    def grad(dv):  # alpha and csum depend on c2 (not on y2, whose blocks are constant)
+        return vjp(dv, y2, guard(alpha, c2), guard(csum, c2))
 
-        return tf.identity(v), grad
-
-    v2 = _attach_forward_mode("isotonic_regression", op(y2, c2), [y2, c2],
-                              lambda dv: vjp(dv, y2, alpha, csum))
+    op = tf.custom_gradient(lambda y2, c2: (tf.identity(v), grad))
+    v2 = _attach_forward_mode("isotonic_regression", op(y2, c2), [y2, c2], grad)
     sol = _from_rows(v2, layout)
     if return_blocks:
         return IsotonicResult(sol, _from_rows(block2, layout, tf.int32))
