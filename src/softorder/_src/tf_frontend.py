@@ -10,11 +10,13 @@ gradient is the BlockJacobian's transpose written in TensorFlow ops:
     h = y_bar[out_perm],  r_k = a_k h_k + c_k * sum_{j in B(k)} b_j h_j,  x_bar[in_perm] = r,
 
 with ``tf.gather(..., batch_dims=1)`` and ``tf.math.unsorted_segment_sum``. It is linear in
-``y_bar`` and differentiable, so ``tf.autodiff.ForwardAccumulator`` derives exact JVPs from it
-(TensorFlow's double-backprop trick). The residuals themselves are constants to TensorFlow:
-the derivative of the *gradient* with respect to ``x`` (a Hessian) is only exact where the
-residuals are locally constant in ``x`` (``l2``, and ``pnorm`` with ``p = 2``); elsewhere such a
-request raises a clear error instead of returning a silently truncated Hessian.
+``y_bar`` and differentiable, so forward accumulators derive exact JVPs from it by
+transposition; `_attach_forward_mode` registers it for them explicitly, because a
+``tf.custom_gradient`` alone gives zero tangents inside a tf.function. The residuals
+themselves are constants to TensorFlow: the derivative of the *gradient* with respect to ``x``
+(a Hessian) is only exact where the residuals are locally constant in ``x`` (``l2``, and
+``pnorm`` with ``p = 2``); elsewhere such a request raises a clear error (`_make_guard`)
+instead of returning a silently truncated Hessian.
 """
 
 from __future__ import annotations
