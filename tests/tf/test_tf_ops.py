@@ -1,0 +1,229 @@
+"""softorder.tensorflow values against the NumPy core: all ops, options, dtypes and axes,
+eager and in tf.function (unknown shapes), NaN rows, errors."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from _tf_cases import ALL_CASES, TOL, case
+from hypothesis import given
+from hypothesis import strategies as st
+
+import softorder.numpy as snp
+import softorder.tensorflow as stf
+
+DTYPES = [tf.float16, tf.bfloat16, tf.float32, tf.float64]
+
+
+@pytest.mark.parametrize("name", ALL_CASES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_values_match_numpy(name, dtype, axis, rng):
+    tf_fn, np_fwd = case(name)
+    x = tf.cast(rng.normal(size=(4, 5, 6)) * 2.0, dtype)
+    y = tf_fn(x, axis=axis)
+    assert y.dtype == dtype and y.shape == x.shape
+    # The reference sees exactly the values TF saw (x rounded to dtype), in float64.
+    ref = np_fwd(tf.cast(x, tf.float64).numpy(), axis=axis)[0]
+    np.testing.assert_allclose(tf.cast(y, tf.float64).numpy(), ref, rtol=TOL[dtype],
+                               atol=TOL[dtype] * 4)
+
+
+@pytest.mark.parametrize("name", ["soft_rank-l2-asc", "soft_sort-kl-desc",
+                                  "soft_topk_mask-p1.33-pav", "soft_topk_magnitude-p2-dykstra"])
+def test_tf_function_unknown_shapes(name, rng):
+    tf_fn, np_fwd = case(name)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None], tf.float32)])
+    def f(x):
+        y = tf_fn(x, axis=1)
+        assert y.shape.as_list() == [None, None, None]
+        return y
+
+    for shape in [(2, 5, 3), (3, 7, 1), (1, 4, 4)]:  # one trace, several shapes
+        x = rng.normal(size=shape).astype(np.float32)
+        np.testing.assert_allclose(f(tf.constant(x)).numpy(), np_fwd(x, axis=1)[0], rtol=2e-6,
+                                   atol=1e-6)
+    assert len(f._list_all_concrete_functions()) == 1
+
+
+def test_tf_function_unknown_rank(rng):
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.float64)])
+    def f(x):
+        return stf.soft_rank(x, regularization_strength=0.3)
+
+    x = rng.normal(size=(2, 3, 5))
+    np.testing.assert_allclose(f(tf.constant(x)).numpy(),
+                               snp.soft_rank(x, regularization_strength=0.3), rtol=1e-12)
+
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.float64)])
+    def g(x):
+        return stf.soft_rank(x, axis=0)
+
+    with pytest.raises(ValueError, match="axis=0 needs an input of known rank"):
+        g.get_concrete_function()
+
+
+def test_topk_k_checked_at_run_time_for_unknown_n():
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32)])
+    def f(x):
+        return stf.soft_topk_mask(x, 4)
+
+    assert f(tf.ones((2, 4))).shape == (2, 4)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="k=4 is out of range"):
+        f(tf.ones((2, 3)))
+
+
+def test_numpy_and_list_inputs_follow_softorder_numpy():
+    x = np.array([[3.0, 1.0, 2.0]], np.float32)
+    y = stf.soft_sort(x)
+    assert y.dtype == tf.float32
+    np.testing.assert_allclose(y.numpy(), snp.soft_sort(x), rtol=1e-6)
+    y = stf.soft_rank([3.0, 1.0, 2.0], regularization_strength=0.1)
+    assert y.dtype == tf.float64  # lists become float64, as in softorder.numpy
+    np.testing.assert_array_equal(y.numpy(), [3.0, 1.0, 2.0])
+    v = tf.Variable([[0.5, -1.0, 2.0]])
+    np.testing.assert_allclose(stf.soft_topk_mask(v, 1, regularization_strength=0.01).numpy(),
+                               [[0.0, 0.0, 1.0]])
+    w = tf.Variable([[0.3, -1.0, 2.0, 0.5]], dtype=tf.float64)
+    u = np.array([[1.0, 2.0, 3.0, 4.0]])
+    with tf.GradientTape() as tape:  # watched automatically, as a trainable variable
+        loss = tf.reduce_sum(stf.soft_topk_mask(w, 2) * u)
+    _, res = snp.soft_topk_mask_fwd(w.numpy(), 2)
+    np.testing.assert_allclose(tape.gradient(loss, w).numpy(), snp.vjp(res, u), rtol=1e-12)
+
+
+def test_hard_limits():
+    x = tf.constant([[0.3, -2.0, 5.0, 1.0]], tf.float64)
+    np.testing.assert_allclose(stf.soft_rank(x, regularization_strength=1e-3).numpy(),
+                               snp.hard_rank(x.numpy()))
+    np.testing.assert_allclose(stf.soft_sort(x, regularization_strength=1e-3).numpy(),
+                               snp.hard_sort(x.numpy()), atol=1e-12)
+    np.testing.assert_allclose(stf.soft_topk_magnitude(x, 2, regularization_strength=1e-6).numpy(),
+                               snp.hard_topk_magnitude(x.numpy(), 2), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["soft_rank-kl-asc", "soft_sort-l2-desc",
+                                  "soft_topk_mask-p1.33-pav", "soft_topk_magnitude-p2-pav"])
+def test_nan_row_stays_in_its_row(name, rng):
+    tf_fn, np_fwd = case(name)
+    x = rng.normal(size=(3, 6))
+    x[1, 2] = np.nan
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = tf_fn(xt)
+        loss = tf.reduce_sum(y * tf.constant(rng.normal(size=x.shape)))
+    g = tape.gradient(loss, xt).numpy()
+    y = y.numpy()
+    assert np.isnan(y[1]).all() and np.isnan(g[1]).all()
+    clean = np.delete(x, 1, axis=0)
+    np.testing.assert_allclose(np.delete(y, 1, axis=0), np_fwd(clean)[0], rtol=1e-12)
+    assert np.isfinite(np.delete(g, 1, axis=0)).all()
+
+
+def test_empty_batch():
+    y = stf.soft_rank(tf.zeros((0, 4)))
+    assert y.shape == (0, 4)
+
+
+def test_errors_name_the_argument():
+    x = tf.ones((2, 3))
+    with pytest.raises(TypeError, match="floating dtype.*int32"):
+        stf.soft_rank(tf.ones((2, 3), tf.int32))
+    with pytest.raises(TypeError, match="floating dtype"):
+        stf.soft_sort(np.arange(3))
+    with pytest.raises(ValueError, match=r"axis=2 is out of range.*\(2, 3\)"):
+        stf.soft_sort(x, axis=2)
+    with pytest.raises(ValueError, match="regularization must be one of"):
+        stf.soft_rank(x, regularization="l1")
+    with pytest.raises(ValueError, match="regularization_strength must be positive"):
+        stf.soft_rank(x, regularization_strength=0.0)
+    with pytest.raises(ValueError, match="k=4 is out of range.*0..3"):
+        stf.soft_topk_mask(x, 4)
+    with pytest.raises(TypeError, match="k must be an integer"):
+        stf.soft_topk_magnitude(x, 1.5)
+    with pytest.raises(ValueError, match="dykstra.*p=2"):
+        stf.soft_topk_mask(x, 1, solver="dykstra")
+    with pytest.raises(ValueError, match="p must be > 1"):
+        stf.soft_topk_mask(x, 1, p=1.0)
+    with pytest.raises(TypeError, match="regularization_strength must be a Python number"):
+        stf.soft_rank(x, regularization_strength=tf.Variable(0.5))
+    with pytest.raises(TypeError, match="regularization_strength must be a Python number"):
+        stf.soft_topk_mask(x, 1, regularization_strength=tf.constant(0.5))
+    with pytest.raises(ValueError, match="0-d input"):
+        stf.soft_rank(tf.constant(1.0))
+
+
+def test_jit_compile_raises_clearly():
+    @tf.function(jit_compile=True)
+    def f(x):
+        return stf.soft_rank(x)
+
+    with pytest.raises(NotImplementedError, match="jit_compile=True"):
+        f(tf.ones((2, 3)))
+
+    @tf.function(jit_compile=True)
+    def g(x):
+        return stf.soft_topk_mask(x, 1)
+
+    with pytest.raises(NotImplementedError, match="jit_compile=True"):
+        g(tf.ones((2, 3)))
+
+
+@pytest.mark.parametrize("name", ["soft_rank-l2-asc", "soft_sort-kl-asc",
+                                  "soft_topk_mask-p1.33-pav", "soft_topk_magnitude-p2-pav"])
+def test_edge_rows_match_numpy(name, rng):
+    """-inf padding, ties, a single entry: values and gradients equal the NumPy core's."""
+    tf_fn, np_fwd = case(name)
+    x = np.array([[0.5, -np.inf, 1.5, 0.2], [1.0, 1.0, 1.0, -np.inf], [2.0, 2.0, 2.0, 2.0]])
+    u = rng.normal(size=x.shape)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = tf_fn(xt)
+        loss = tf.reduce_sum(y * u)
+    g = tape.gradient(loss, xt).numpy()
+    yr, res = np_fwd(x)
+    np.testing.assert_array_equal(y.numpy(), yr)
+    np.testing.assert_array_equal(g, snp.vjp(res, u))
+    one = rng.normal(size=(3, 1))
+    if "topk" not in name:
+        np.testing.assert_array_equal(tf_fn(tf.constant(one)).numpy(), np_fwd(one)[0])
+
+
+@pytest.mark.parametrize("k", [0, 5])
+def test_topk_k_at_the_ends(k, rng):
+    x = rng.normal(size=(3, 5))
+    np.testing.assert_allclose(stf.soft_topk_mask(x, k).numpy(), snp.soft_topk_mask(x, k))
+    np.testing.assert_allclose(stf.soft_topk_magnitude(x, k).numpy(),
+                               snp.soft_topk_magnitude(x, k))
+
+
+@given(
+    shape=st.lists(st.integers(1, 5), min_size=1, max_size=3),
+    axis_seed=st.integers(0, 10),
+    name=st.sampled_from(ALL_CASES),
+    ties=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_fuzz_shapes_ties_against_numpy(shape, axis_seed, name, ties, seed):
+    """Random shapes, axes and tied values: TF equals the NumPy core, values and gradients."""
+    rng = np.random.default_rng(seed)
+    axis = axis_seed % len(shape) - (len(shape) if axis_seed % 2 else 0)
+    n = shape[axis]
+    if "topk" in name and n < 2:
+        shape[axis] = n = 2
+    x = rng.normal(size=shape) * 3.0
+    if ties:
+        x = np.round(x)
+    tf_fn, np_fwd = case(name)
+    u = rng.normal(size=shape)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = tf_fn(xt, axis=axis)
+        loss = tf.reduce_sum(y * u)
+    yr, res = np_fwd(x, axis=axis)
+    np.testing.assert_allclose(y.numpy(), yr, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(tape.gradient(loss, xt).numpy(), snp.vjp(res, u), rtol=1e-11,
+                               atol=1e-12)
