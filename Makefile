@@ -26,7 +26,8 @@ lint: install
 test: install lint
 	$(BIN)/python -m pytest -q -n 2 tests --ignore=tests/tf \
 		--doctest-modules src/softorder/_src/ops.py src/softorder/_src/isotonic/api.py
-	if [ -d tests/tf ]; then $(BIN)/python -m pytest -q tests/tf; fi
+	$(BIN)/python -m pytest -q -n 2 tests/tf \
+		--doctest-modules src/softorder/_src/tf_frontend.py src/softorder/_src/tf_layers.py
 
 bench: install
 	$(BIN)/python benchmarks/bench_numpy.py

@@ -74,11 +74,11 @@ def run(shapes, min_time=0.2, progress=True):
             x = np.random.default_rng(0).normal(size=shape)
             g = np.ones(shape)
             for name, fwd in ops.items():
-                t_argsort = timeit(lambda: np.argsort(x, axis=-1), min_time)
-                t_sort = timeit(lambda: np.sort(x, axis=-1), min_time)
-                t_fwd = timeit(lambda: fwd(x), min_time)
+                t_argsort = timeit(lambda x=x: np.argsort(x, axis=-1), min_time)
+                t_sort = timeit(lambda x=x: np.sort(x, axis=-1), min_time)
+                t_fwd = timeit(lambda fwd=fwd, x=x: fwd(x), min_time)
 
-                def fwd_vjp(fwd=fwd):
+                def fwd_vjp(fwd=fwd, x=x, g=g):
                     _, res = fwd(x)
                     vjp(res, g)
 

@@ -53,7 +53,7 @@ def _zside_row(x, perm, reverse, scale, mag, w, winv, kind, r, lam,
             if g == 0.0:
                 y[idx] = 0.0
             else:
-                y[idx] = g * (u[kk] + _phi(u[kk] / lam, r))
+                y[idx] = g * (u[kk] + _phi(u[kk] / lam, r)) + 0.0  # no -0.0
             a[kk] = g * d[kk] * g
             b[kk] = -g * d[kk]
             c[kk] = al[kk] * g
