@@ -485,4 +485,4 @@ def hard_topk_mask(x, k, *, axis=-1):
 def hard_topk_magnitude(x, k, *, axis=-1):
     """``x`` on the ``k`` entries of largest magnitude, else 0."""
     x, ax = _prepare(x, axis)
-    return x * hard_topk_mask(np.abs(x), k, axis=ax)
+    return x * hard_topk_mask(np.abs(x), k, axis=ax) + 0.0  # + 0.0: no -0.0
