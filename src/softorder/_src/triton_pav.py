@@ -33,10 +33,22 @@ This module imports Triton: import it lazily (``softorder.torch`` and `torch_bac
 from __future__ import annotations
 
 import struct
+import sys
+import warnings
 
 import torch
-import triton
-import triton.language as tl
+
+if "tensorflow" in sys.modules and "triton" not in sys.modules:  # pragma: no cover
+    warnings.warn(
+        "softorder: loading Triton after TensorFlow; on some machines this aborts the process "
+        "(an LLVM option clash). Import triton (or softorder.torch's CUDA path) before "
+        "tensorflow, or use them in separate processes.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
+import triton  # noqa: E402
+import triton.language as tl  # noqa: E402
 
 from .isotonic.pav import _D_CAP, KIND_KL, KIND_L2, KIND_MAG, KIND_PNORM
 

@@ -14,10 +14,15 @@ row by row. On each block B of the solution ``v = gamma_B`` solves the block equ
                             phi_lam(u) = sign(u) (|u| / lam)^r
 
 Each kernel writes, per sorted position: ``out`` (``v`` if ``write_v`` else ``u = s - v``),
-``d = phi'(u)`` (magnitude: ``1 + phi'(u)``), ``alpha`` (the weights of ``d gamma / d s`` on
-the block), ``beta`` (kl only: ``softmax(w_B)``, the weights of ``-d gamma / d w``), and
-``block``: the integer id of the block (0, 1, ... along the row). Derivatives are built from
-these and never from comparing floats.
+``d = phi'(u)`` (magnitude: ``1 + phi'(u)``; p-norm singletons: 0, since their z-Jacobian
+``d (1 - alpha)`` vanishes), ``alpha`` (the weights of ``d gamma / d s`` on the block),
+``beta`` (kl only: ``softmax(w_B)``, the weights of ``-d gamma / d w``), and ``block``: the
+integer id of the block (0, 1, ... along the row). Derivatives are built from these and never
+from comparing floats.
+
+Precision: a block's value is kept as ``center + offset`` (center: a mean of ``s``, or
+``max s`` for kl) and ``u_i = (s_i - center) - offset``, so ``u`` keeps full precision when
+``|s| >> |u|`` (inputs of 1e9 with a strength of 1e-6, say).
 
 A row holding NaN gets NaN everywhere. Entries of ``s`` at +-inf stay in blocks of their own
 (their gamma is infinite and cannot be pooled with a finite one); their ``u`` is the hard value
