@@ -46,3 +46,24 @@ def test_unwritable_numba_cache_warns_once_and_still_computes(tmp_path):
     lines = out.stdout.strip().splitlines()
     assert lines[0] == "[3.0, 1.0, 2.0]"
     assert lines[1] == "1"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
+def test_a_process_forked_after_parallel_kernels_ran_computes_the_same_ranks():
+    # GNU OpenMP aborts a forked child at its first parallel region (a DataLoader worker, a
+    # multiprocessing fork pool); the child must fall back to the serial kernels instead.
+    code = (
+        "import os, numpy as np\n"
+        "import softorder.numpy as snp\n"
+        "x = np.random.default_rng(0).normal(size=(512, 256))\n"
+        "y = snp.soft_rank(x)\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    ok = np.array_equal(snp.soft_rank(x), y)\n"
+        "    g = snp.vjp(snp.soft_rank_fwd(x)[1], x)\n"
+        "    os._exit(0 if ok and np.isfinite(g).all() else 3)\n"
+        "print(os.waitpid(pid, 0)[1])\n"
+    )
+    out = _run(code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0", out.stderr

@@ -32,6 +32,7 @@ A row holding NaN gets NaN everywhere. Entries of ``s`` at +-inf stay in blocks 
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 from numba import prange
@@ -396,8 +397,32 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, winv):
 PARALLEL_MIN_WORK = 1 << 15
 
 
+# A process forked after GNU OpenMP started its threads (Numba's default "omp" layer on Linux)
+# aborts at its first parallel region ("fork() called from a process already using GNU
+# OpenMP"): a torch DataLoader worker or a multiprocessing "fork" pool, for instance. Such a
+# child runs the serial kernels instead (same results; rows in one thread).
+_fork_safe_serial = False
+
+
+def _after_fork_in_child():
+    global _fork_safe_serial
+    try:
+        from numba.np.ufunc import parallel as _nbpar
+
+        started = bool(getattr(_nbpar, "_is_initialized", True))
+        layer = getattr(_nbpar, "_threading_layer", "omp")
+    except Exception:  # pragma: no cover - a Numba without these internals: be safe
+        started, layer = True, "omp"
+    if started and layer == "omp":
+        _fork_safe_serial = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def use_parallel(m, n):
-    return m > 1 and m * n >= PARALLEL_MIN_WORK
+    return m > 1 and m * n >= PARALLEL_MIN_WORK and not _fork_safe_serial
 
 
 @njit(parallel=True)
