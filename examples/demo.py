@@ -1,4 +1,4 @@
-"""softorder in two minutes: every operator, hard vs soft at a few strengths, then the speed table.
+"""softorder in two minutes: every operator, hard vs soft, a model trained with soft ranks, the speed table.
 
 Run with ``make demo``. Pass ``--quick`` for a short benchmark, ``--no-bench`` to skip it, and
 ``--plot FILE.png`` to save a picture of the soft operators as the strength grows.
@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from softorder.numpy import (  # noqa: E402
     hard_rank,
@@ -89,8 +90,14 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="a short benchmark")
     parser.add_argument("--no-bench", action="store_true", help="skip the benchmark")
     parser.add_argument("--plot", help="save a plot of the operators against the strength")
+    parser.add_argument("--no-train", action="store_true", help="skip the label-ranking run")
     args = parser.parse_args(argv)
     worked_examples()
+    if not args.no_train:
+        import label_ranking
+
+        print("\nLearning with soft ranks: label ranking on the paper's data sets (NumPy core)")
+        label_ranking.main([])
     if args.plot:
         plot(args.plot)
     if not args.no_bench:
