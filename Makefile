@@ -29,8 +29,18 @@ test: install lint
 	$(BIN)/python -m pytest -q -n 2 tests/tf \
 		--doctest-modules src/softorder/_src/tf_frontend.py src/softorder/_src/tf_layers.py
 
+# The comparison baselines go into the benchmark environment only, never into softorder's
+# dependencies: OTT-JAX (pure Python), and torchsort, whose C++ extension builds on a CPU-only
+# machine only without build isolation and with nvcc hidden (PATH without /usr/local/bin,
+# CUDA_HOME empty). A failed baseline install drops its columns; the tables still run.
 bench: install
+	-$(BIN)/python -m pip install -q -c requirements-dev.txt ott-jax
+	-env PATH=$(abspath $(BIN)):/usr/bin:/bin CUDA_HOME= \
+		$(BIN)/python -m pip install -q --no-build-isolation torchsort
 	$(BIN)/python benchmarks/bench_numpy.py
+	$(BIN)/python benchmarks/bench_torch.py
+	$(BIN)/python benchmarks/bench_jax.py
+	$(BIN)/python benchmarks/bench_tensorflow.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

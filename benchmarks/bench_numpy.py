@@ -4,8 +4,9 @@
     python benchmarks/bench_numpy.py --quick    # small shapes, seconds
     python benchmarks/bench_numpy.py --out results.md --json results.json
 
-Ratios, not seconds, are the result: the baseline (np.argsort, and np.sort for reference) is
-timed in the same process on the same data, right before each operator. "fwd" is the forward
+Ratios, not seconds, are the result: the baselines (np.argsort, which every operator needs
+for its permutation, and np.sort) are timed in the same process on the same data, in turns
+with the operator (a, b, c, a, b, c, ...) so that all share the machine's load alike. "fwd" is the forward
 pass; "fwd+vjp" adds the O(n) backward pass with the saved residuals. Also measures the
 one-time Numba compile cost: a first call with an empty cache, and a new process that loads
 the cache.
@@ -43,14 +44,27 @@ def operators():
 
 def timeit(fn, min_time=0.2, max_repeat=200):
     """Median wall time of ``fn()`` over enough repeats to fill ``min_time`` (after a warm-up)."""
-    fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < 3 or (time.perf_counter() - start < min_time and len(times) < max_repeat):
-        t0 = time.perf_counter()
+    return round_robin({"f": fn}, min_time, max_repeat)["f"]
+
+
+def round_robin(fns, min_time=0.2, max_repeat=200):
+    """Median wall time of each function, timed in turns (a, b, c, a, b, c, ...).
+
+    Interleaving makes the baseline and the operators share whatever else the machine is doing,
+    so their ratios stay meaningful on a busy machine.
+    """
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    times = {k: [] for k in fns}
+    start = time.perf_counter()
+    n = 0
+    while n < 3 or (time.perf_counter() - start < min_time * len(fns) and n < max_repeat):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+        n += 1
+    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def run(shapes, min_time=0.2, progress=True):
@@ -74,21 +88,25 @@ def run(shapes, min_time=0.2, progress=True):
             x = np.random.default_rng(0).normal(size=shape)
             g = np.ones(shape)
             for name, fwd in ops.items():
-                t_argsort = timeit(lambda x=x: np.argsort(x, axis=-1), min_time)
-                t_sort = timeit(lambda x=x: np.sort(x, axis=-1), min_time)
-                t_fwd = timeit(lambda fwd=fwd, x=x: fwd(x), min_time)
 
                 def fwd_vjp(fwd=fwd, x=x, g=g):
                     _, res = fwd(x)
                     vjp(res, g)
 
-                t_both = timeit(fwd_vjp, min_time)
+                t = round_robin({
+                    "argsort": lambda x=x: np.argsort(x, axis=-1),
+                    "sort": lambda x=x: np.sort(x, axis=-1),
+                    "fwd": lambda fwd=fwd, x=x: fwd(x),
+                    "both": fwd_vjp,
+                }, min_time)
                 rows.append({
                     "op": name, "shape": f"{shape[0]} x {shape[1]:.0e}" if shape[1] >= 1e5
                     else f"{shape[0]} x {shape[1]}",
-                    "argsort_ms": 1e3 * t_argsort, "sort_ms": 1e3 * t_sort,
-                    "fwd_ms": 1e3 * t_fwd, "fwd_vjp_ms": 1e3 * t_both,
-                    "fwd_ratio": t_fwd / t_argsort, "fwd_vjp_ratio": t_both / t_argsort,
+                    "argsort_ms": 1e3 * t["argsort"], "sort_ms": 1e3 * t["sort"],
+                    "fwd_ms": 1e3 * t["fwd"], "fwd_vjp_ms": 1e3 * t["both"],
+                    "fwd_ratio": t["fwd"] / t["argsort"], "fwd_vjp_ratio": t["both"] / t["argsort"],
+                    "fwd_sort_ratio": t["fwd"] / t["sort"],
+                    "fwd_vjp_sort_ratio": t["both"] / t["sort"],
                 })
                 if bar is not None:
                     bar.advance(task)
@@ -118,11 +136,12 @@ def compile_cost():
 
 
 def to_markdown(rows, compile_s=None):
-    lines = ["| operator | shape | np.argsort (ms) | fwd / argsort | fwd+vjp / argsort |",
-             "|---|---|---:|---:|---:|"]
+    lines = ["| operator | shape | np.argsort (ms) | fwd / argsort | fwd+vjp / argsort "
+             "| fwd / sort | fwd+vjp / sort |", "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['op']} | {r['shape']} | {r['argsort_ms']:.3f} | "
-                     f"{r['fwd_ratio']:.2f} | {r['fwd_vjp_ratio']:.2f} |")
+                     f"{r['fwd_ratio']:.2f} | {r['fwd_vjp_ratio']:.2f} | "
+                     f"{r['fwd_sort_ratio']:.2f} | {r['fwd_vjp_sort_ratio']:.2f} |")
     if compile_s:
         lines.append("")
         lines.append(f"One-time cost of import + first call: {compile_s['cold_s']:.1f} s with an "
@@ -139,12 +158,14 @@ def print_table(rows, compile_s=None):
         print(to_markdown(rows, compile_s))
         return
     table = Table(title="softorder (NumPy/Numba): time as a ratio to np.argsort, same run")
-    for col in ["operator", "shape", "np.argsort ms", "fwd / argsort", "fwd+vjp / argsort"]:
+    for col in ["operator", "shape", "np.argsort ms", "fwd / argsort", "fwd+vjp / argsort",
+                "fwd / sort", "fwd+vjp / sort"]:
         table.add_column(col, justify="left" if col in ("operator", "shape") else "right")
     for r in rows:
         table.add_row(r["op"], r["shape"], f"{r['argsort_ms']:.3f}", f"{r['fwd_ratio']:.2f}",
-                      f"{r['fwd_vjp_ratio']:.2f}")
-    console = Console()
+                      f"{r['fwd_vjp_ratio']:.2f}", f"{r['fwd_sort_ratio']:.2f}",
+                      f"{r['fwd_vjp_sort_ratio']:.2f}")
+    console = Console(width=None if sys.stdout.isatty() else 120)
     console.print(table)
     if compile_s:
         console.print(f"Import + first call: {compile_s['cold_s']:.1f} s with an empty Numba "
