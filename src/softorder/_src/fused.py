@@ -18,7 +18,16 @@ import numpy as np
 from numba import prange
 
 from ._numba import njit
-from .isotonic.pav import KIND_KL, KIND_MAG, KIND_PNORM, _pav_row, _phi, use_parallel
+from .isotonic.pav import (
+    KIND_KL,
+    KIND_MAG,
+    KIND_PNORM,
+    _pav_row,
+    _phi,
+    chunks,
+    use_parallel,
+    workspace,
+)
 from .jacobian import BlockJacobian
 
 W_RHO = 0  # w = (n, n-1, ..., 1)
@@ -26,16 +35,25 @@ W_TOPK = 1  # w = (1, ..., 1, 0, ..., 0) with k ones
 
 
 @njit
+def _scratch(n):
+    """Per-chunk scratch: 7 rows of floats (s, w or sign, ones, u, d, alpha, beta) and PAV's."""
+    f = np.empty((7, n))
+    f[2, :] = 1.0
+    return f, workspace(n)
+
+
+@njit
 def _zside_row(x, perm, reverse, scale, mag, w, winv, kind, r, lam,
-               y, in_perm, block, a, b, c):
+               y, in_perm, block, a, b, c, scr):
     n = x.shape[0]
-    s = np.empty(n)
-    sg = np.empty(n)
-    cw = np.ones(n)
-    u = np.empty(n)
-    d = np.empty(n)
-    al = np.empty(n)
-    beta = np.empty(0)
+    f, ws = scr
+    s = f[0, :n]
+    sg = f[1, :n]
+    cw = f[2, :n]
+    u = f[3, :n]
+    d = f[4, :n]
+    al = f[5, :n]
+    beta = f[6, :0]
     for kk in range(n):
         idx = perm[n - 1 - kk] if reverse else perm[kk]
         in_perm[kk] = idx
@@ -45,7 +63,7 @@ def _zside_row(x, perm, reverse, scale, mag, w, winv, kind, r, lam,
             sg[kk] = 1.0 if xv > 0 else (-1.0 if xv < 0 else (0.0 if xv == 0 else xv))
         else:
             s[kk] = xv * scale
-    _pav_row(s, w, cw, kind, r, lam, False, u, d, al, beta, block, winv)
+    _pav_row(s, w, cw, kind, r, lam, False, u, d, al, beta, block, winv, ws)
     for kk in range(n):
         idx = in_perm[kk]
         if mag:
@@ -68,17 +86,22 @@ def _zside_row(x, perm, reverse, scale, mag, w, winv, kind, r, lam,
 
 
 @njit(parallel=True)
-def _zside_par(x, perm, reverse, scale, mag, w, winv, kind, r, lam, y, in_perm, block, a, b, c):
-    for row in prange(x.shape[0]):
-        _zside_row(x[row], perm[row], reverse, scale, mag, w, winv, kind, r, lam,
-                   y[row], in_perm[row], block[row], a[row], b[row], c[row])
+def _zside_par(x, perm, reverse, scale, mag, w, winv, kind, r, lam, y, in_perm, block, a, b, c,
+               nc):
+    m, n = x.shape
+    for ch in prange(nc):
+        scr = _scratch(n)
+        for row in range(ch * m // nc, (ch + 1) * m // nc):
+            _zside_row(x[row], perm[row], reverse, scale, mag, w, winv, kind, r, lam,
+                       y[row], in_perm[row], block[row], a[row], b[row], c[row], scr)
 
 
 @njit
 def _zside_ser(x, perm, reverse, scale, mag, w, winv, kind, r, lam, y, in_perm, block, a, b, c):
+    scr = _scratch(x.shape[1])
     for row in range(x.shape[0]):
         _zside_row(x[row], perm[row], reverse, scale, mag, w, winv, kind, r, lam,
-                   y[row], in_perm[row], block[row], a[row], b[row], c[row])
+                   y[row], in_perm[row], block[row], a[row], b[row], c[row], scr)
 
 
 def zside(x, perm, reverse, scale, *, mag=False, w_mode=W_RHO, k=0, kind=0, r=1.0, lam=1.0):
@@ -100,28 +123,32 @@ def zside(x, perm, reverse, scale, *, mag=False, w_mode=W_RHO, k=0, kind=0, r=1.
         w = np.log(w)
     elif kind == KIND_PNORM:
         winv = w ** (1.0 / r)
-    run = _zside_par if use_parallel(m, n) else _zside_ser
-    run(x, perm, bool(reverse), float(scale), bool(mag), w, winv, int(kind), float(r),
-        float(lam), y, in_perm, block, a, b, c)
+    args = (x, perm, bool(reverse), float(scale), bool(mag), w, winv, int(kind), float(r),
+            float(lam), y, in_perm, block, a, b, c)
+    if use_parallel(m, n):
+        _zside_par(*args, chunks(m))
+    else:
+        _zside_ser(*args)
     return y, BlockJacobian(in_perm, in_perm, block, a, b, c)
 
 
 @njit
-def _wside_row(x, perm, reverse, negate, scale, kind, r, y, in_perm, block, b, c):
+def _wside_row(x, perm, reverse, negate, scale, kind, r, y, in_perm, block, b, c, scr):
     n = x.shape[0]
-    s = np.empty(n)
-    w = np.empty(n)
-    cw = np.ones(n)
-    u = np.empty(n)
-    d = np.empty(n)
-    al = np.empty(n)
-    beta = np.empty(n if kind == KIND_KL else 0)
+    f, ws = scr
+    s = f[0, :n]
+    w = f[1, :n]
+    cw = f[2, :n]
+    u = f[3, :n]
+    d = f[4, :n]
+    al = f[5, :n]
+    beta = f[6, :n] if kind == KIND_KL else f[6, :0]
     for kk in range(n):
         idx = perm[n - 1 - kk] if reverse else perm[kk]
         in_perm[kk] = idx
         w[kk] = -x[idx] if negate else x[idx]
         s[kk] = (n - kk) * scale
-    _pav_row(s, w, cw, kind, r, 1.0, False, u, d, al, beta, block, np.empty(0))
+    _pav_row(s, w, cw, kind, r, 1.0, False, u, d, al, beta, block, np.empty(0), ws)
     for kk in range(n):
         if kind == KIND_KL:
             v = u[kk]
@@ -135,17 +162,21 @@ def _wside_row(x, perm, reverse, negate, scale, kind, r, y, in_perm, block, b, c
 
 
 @njit(parallel=True)
-def _wside_par(x, perm, reverse, negate, scale, kind, r, y, in_perm, block, b, c):
-    for row in prange(x.shape[0]):
-        _wside_row(x[row], perm[row], reverse, negate, scale, kind, r,
-                   y[row], in_perm[row], block[row], b[row], c[row])
+def _wside_par(x, perm, reverse, negate, scale, kind, r, y, in_perm, block, b, c, nc):
+    m, n = x.shape
+    for ch in prange(nc):
+        scr = _scratch(n)
+        for row in range(ch * m // nc, (ch + 1) * m // nc):
+            _wside_row(x[row], perm[row], reverse, negate, scale, kind, r,
+                       y[row], in_perm[row], block[row], b[row], c[row], scr)
 
 
 @njit
 def _wside_ser(x, perm, reverse, negate, scale, kind, r, y, in_perm, block, b, c):
+    scr = _scratch(x.shape[1])
     for row in range(x.shape[0]):
         _wside_row(x[row], perm[row], reverse, negate, scale, kind, r,
-                   y[row], in_perm[row], block[row], b[row], c[row])
+                   y[row], in_perm[row], block[row], b[row], c[row], scr)
 
 
 def wside(x, perm, reverse, negate, scale, *, kind=0, r=1.0):
@@ -156,9 +187,12 @@ def wside(x, perm, reverse, negate, scale, *, kind=0, r=1.0):
     block = np.empty((m, n), np.int32)
     b = np.empty((m, n))
     c = np.empty((m, n))
-    run = _wside_par if use_parallel(m, n) else _wside_ser
-    run(x, perm, bool(reverse), bool(negate), float(scale), int(kind), float(r),
-        y, in_perm, block, b, c)
+    args = (x, perm, bool(reverse), bool(negate), float(scale), int(kind), float(r),
+            y, in_perm, block, b, c)
+    if use_parallel(m, n):
+        _wside_par(*args, chunks(m))
+    else:
+        _wside_ser(*args)
     return y, BlockJacobian(in_perm, None, block, np.zeros((m, n)), b, c)
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import os
 
+import numba
 import numpy as np
 from numba import prange
 
@@ -178,8 +179,15 @@ def _mean_merge(ma, mb, na, nb):
 
 
 @njit
-def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, winv):
-    """PAV on one row. ``winv``: phi^-1(w) precomputed (p-norm), or an empty array."""
+def workspace(n):
+    """Scratch for `_pav_row` on rows of length at most ``n``: allocate once, reuse per row."""
+    return np.empty(n + 1, np.int64), np.empty((3, n), np.float64), np.empty((n, 5), np.float64)
+
+
+@njit
+def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, winv, ws):
+    """PAV on one row. ``winv``: phi^-1(w) precomputed (p-norm), or an empty array.
+    ``ws``: a `workspace` for rows at least this long (scratch, overwritten)."""
     n = s.shape[0]
     if n == 0:
         return
@@ -193,16 +201,16 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, winv):
                 if beta.shape[0] > 0:
                     beta[j] = np.nan
             return
-    start = np.empty(n + 1, np.int64)
+    start, cog, st = ws
     # Each block's value is gamma = center + offset, and u_i = (s_i - center) - offset: the
     # center (a mean of s, LSE(s), or a reference entry) absorbs the scale of s, so u keeps
     # full precision when |s| >> |u| (e.g. x / eps = 1e15 with ties).
-    center = np.empty(n, np.float64)
-    offset = np.empty(n, np.float64)
-    gam = np.empty(n, np.float64)
-    # Statistics. l2: (sum c, wmean s, wmean w); kl: (LSE s, LSE w); cubic and magnitude r=1:
-    # (count, mean s, M2, M3, sum w); other r: (count, -, -, -, sum w).
-    st = np.zeros((n, 5), np.float64)
+    center = cog[0]
+    offset = cog[1]
+    gam = cog[2]
+    # Statistics (each pushed block sets the columns its kind reads). l2: (sum c, wmean s,
+    # wmean w); kl: (max s, max w, sum exp(s - max), sum exp(w - max)); cubic and magnitude
+    # r=1: (count, mean s, M2, M3, sum w); other r: (count, -, -, -, sum w).
     top = -1
     cubic = r == 3.0
     for i in range(n):
@@ -425,18 +433,29 @@ def use_parallel(m, n):
     return m > 1 and m * n >= PARALLEL_MIN_WORK and not _fork_safe_serial
 
 
+def chunks(m):
+    """How many chunks of rows a parallel kernel splits ``m`` rows into (a few per thread, for
+    balance); each chunk allocates its scratch once. (Computed here, not in the kernel: a
+    kernel calling ``numba.get_num_threads`` cannot be cached.)"""
+    return max(1, min(m, 4 * numba.get_num_threads()))
+
+
 @njit(parallel=True)
-def _pav_batch_par(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block):
-    for row in prange(s.shape[0]):
-        _pav_row(s[row], w[row], cw[row], kind, r, lam, write_v,
-                 out[row], d[row], alpha[row], beta[row], block[row], np.empty(0))
+def _pav_batch_par(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, nc):
+    m, n = s.shape
+    for ch in prange(nc):
+        ws = workspace(n)
+        for row in range(ch * m // nc, (ch + 1) * m // nc):
+            _pav_row(s[row], w[row], cw[row], kind, r, lam, write_v,
+                     out[row], d[row], alpha[row], beta[row], block[row], np.empty(0), ws)
 
 
 @njit
 def _pav_batch_ser(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block):
+    ws = workspace(s.shape[1])
     for row in range(s.shape[0]):
         _pav_row(s[row], w[row], cw[row], kind, r, lam, write_v,
-                 out[row], d[row], alpha[row], beta[row], block[row], np.empty(0))
+                 out[row], d[row], alpha[row], beta[row], block[row], np.empty(0), ws)
 
 
 def pav_batch(s, w, cw, kind, r, lam, write_v, need_beta):
@@ -453,6 +472,9 @@ def pav_batch(s, w, cw, kind, r, lam, write_v, need_beta):
     alpha = np.empty((m, n))
     beta = np.empty((m, n) if need_beta else (m, 0))
     block = np.empty((m, n), np.int32)
-    run = _pav_batch_par if use_parallel(m, n) else _pav_batch_ser
-    run(s, w, cw, int(kind), float(r), float(lam), bool(write_v), out, d, alpha, beta, block)
+    args = (s, w, cw, int(kind), float(r), float(lam), bool(write_v), out, d, alpha, beta, block)
+    if use_parallel(m, n):
+        _pav_batch_par(*args, chunks(m))
+    else:
+        _pav_batch_ser(*args)
     return out, d, alpha, beta, block
