@@ -531,7 +531,7 @@ def soft_topk_magnitude(x, k, *, dim=-1, regularization_strength=1.0, p=4 / 3, s
       >>> import torch
       >>> from softorder.torch import soft_topk_magnitude
       >>> x = torch.tensor([-5.0, -2.0, 3.0, 1.0], dtype=torch.float64)
-      >>> soft_topk_magnitude(x, 2, regularization_strength=0.01)
+      >>> soft_topk_magnitude(x, 2, regularization_strength=0.01).round(decimals=6)
       tensor([-5.,  0.,  3.,  0.], dtype=torch.float64)
     """
     x = _as_float_tensor(x)
