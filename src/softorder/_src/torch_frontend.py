@@ -224,9 +224,34 @@ def _second_order_error(name):
 def _linear(transpose, v, x2, res, same, exact2, name):
     """``J^T v`` (transpose) or ``J v``; differentiable again when grad mode is on."""
     if torch.is_grad_enabled() and not torch.compiler.is_compiling():
-        return _LinearNode.apply(v, x2, *res, transpose, same, exact2, name)
+        xg = x2 if exact2 else _RefuseSecondOrder.apply(x2, name)
+        return _LinearNode.apply(v, xg, *res, transpose, same, exact2, name)
     op = _vjp_op if transpose else _jvp_op
     return op(v, *res, same)
+
+
+class _RefuseSecondOrder(torch.autograd.Function):
+    """Identity on ``x``, whose derivative raises: placed between ``x`` and a linear map whose
+    residuals depend on ``x`` in a way autograd does not see. Autograd reaches it only when a
+    derivative *in x* of that map is really requested (not for derivatives in the cotangent)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, name):
+        return x.view_as(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.name = inputs[1]
+
+    @staticmethod
+    def backward(ctx, g):
+        raise _second_order_error(ctx.name)
+
+    @staticmethod
+    def jvp(ctx, x_dot, _):
+        raise _second_order_error(ctx.name)
 
 
 class _LinearNode(torch.autograd.Function):
@@ -234,7 +259,7 @@ class _LinearNode(torch.autograd.Function):
 
     Exact in ``v`` to any order (its derivative is the map itself or its transpose). Its
     derivative in ``x`` (through the residuals) is 0 where the residuals are locally constant
-    (``exact2``) and raises otherwise.
+    (``exact2``); elsewhere ``x`` arrives through `_RefuseSecondOrder`, which raises.
     """
 
     generate_vmap_rule = True
@@ -255,18 +280,17 @@ class _LinearNode(torch.autograd.Function):
     def backward(ctx, g):
         x2, *res = ctx.saved_tensors
         transpose, same, exact2, name = ctx.flags
-        if ctx.needs_input_grad[1] and not exact2:
-            raise _second_order_error(name)
         gv = (_linear(not transpose, g, x2, res, same, exact2, name)
               if ctx.needs_input_grad[0] else None)
-        return (gv,) + (None,) * 10
+        # Not exact2: a placeholder that reaches _RefuseSecondOrder, which raises if needed.
+        gx = torch.zeros_like(x2) if ctx.needs_input_grad[1] and not exact2 else None
+        return (gv, gx) + (None,) * 9
 
     @staticmethod
     def jvp(ctx, v_dot, x_dot, *_):
+        # A tangent in x is 0 where exact2; otherwise _RefuseSecondOrder.jvp has raised.
         x2, *res = ctx.saved_tensors
         transpose, same, exact2, name = ctx.flags
-        if x_dot is not None and not exact2:
-            raise _second_order_error(name)
         if v_dot is None:
             return torch.zeros_like(x2)
         return _linear(transpose, v_dot, x2, res, same, exact2, name)
