@@ -368,6 +368,32 @@ def _static_number(value, name):
     return value
 
 
+def _check_strength(value, name="regularization_strength"):
+    """`validation.check_strength` (same messages) without ``math.isfinite``, which Dynamo
+    cannot trace on the symbolic floats of ``torch.compile(dynamic=True)``."""
+    value = _static_number(value, name)
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a positive number; got {value!r}.") from None
+    if not (v > 0 and v < math.inf):
+        raise ValueError(f"{name} must be positive and finite; got {value!r}.")
+    return v
+
+
+def _check_p(p, name="p"):
+    """`validation.check_p` (same messages), traceable as `_check_strength`."""
+    p = _static_number(p, name)
+    try:
+        v = float(p)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number > 1; got {p!r}.") from None
+    if not (v > 1 and v < math.inf):
+        raise ValueError(
+            f"{name} must be > 1 and finite (p = 2 is quadratic, p = 4/3 smooth); got {p!r}.")
+    return v
+
+
 def _run(x, dim, spec, exact2):
     """Canonicalize ``dim``, move it last, reshape to ``[m, n]``, apply, undo."""
     ax = V.check_axis(dim, x.ndim, x.shape, "dim")
@@ -387,8 +413,8 @@ _PUBLIC = {"sort": "soft_sort", "rank": "soft_rank", "topk_mask": "soft_topk_mas
 
 def _sort_rank_spec(op, regularization, regularization_strength, p, descending):
     V.check_regularization(regularization)
-    eps = V.check_strength(_static_number(regularization_strength, "regularization_strength"))
-    p = V.check_p(_static_number(p, "p")) if regularization == "pnorm" else float(p)
+    eps = _check_strength(regularization_strength)
+    p = _check_p(p) if regularization == "pnorm" else float(p)
     exact2 = regularization == "l2" or (regularization == "pnorm" and p == 2.0)
     return (op, 0, eps, bool(descending), regularization, p, "pav", 1, 0.0), exact2
 
@@ -396,8 +422,8 @@ def _sort_rank_spec(op, regularization, regularization_strength, p, descending):
 def _topk_spec(op, x, k, dim, regularization_strength, p, solver, max_iter, tol):
     ax = V.check_axis(dim, x.ndim, x.shape, "dim")
     k = V.check_k(_static_number(k, "k"), x.shape[ax], tuple(x.shape), dim)
-    lam = V.check_strength(_static_number(regularization_strength, "regularization_strength"))
-    p = V.check_p(_static_number(p, "p"))
+    lam = _check_strength(regularization_strength)
+    p = _check_p(p)
     V.check_solver(solver, p)
     max_iter = V.check_positive_int(max_iter, "max_iter")
     tol = float(_static_number(tol, "tol"))
