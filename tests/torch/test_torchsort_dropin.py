@@ -71,3 +71,18 @@ def test_only_2d_inputs_and_l2_or_kl():
         torchsort.soft_sort(torch.zeros(2, 3, 4))
     with pytest.raises(ValueError, match="'regularization' should be 'l2' or 'kl'"):
         torchsort.soft_rank(torch.zeros(2, 3), regularization="pnorm")
+
+
+@pytest.mark.parametrize("reg", ["l2", "kl"])
+def test_equals_torchsort_itself_where_it_is_installed(reg):
+    torchsort_ref = pytest.importorskip("torchsort")  # the lead's venv has it; CI may not
+    x = torch.tensor(np.random.default_rng(2).normal(size=(4, 9)), requires_grad=True)
+    w = torch.tensor(np.random.default_rng(3).normal(size=(4, 9)))
+    for ours, ref in ((torchsort.soft_rank, torchsort_ref.soft_rank),
+                      (torchsort.soft_sort, torchsort_ref.soft_sort)):
+        ya = ours(x, regularization=reg, regularization_strength=0.5)
+        yb = ref(x, regularization=reg, regularization_strength=0.5)
+        (ga,) = torch.autograd.grad((ya * w).sum(), x)
+        (gb,) = torch.autograd.grad((yb * w).sum(), x)
+        assert_allclose(ya.detach().numpy(), yb.detach().numpy(), rtol=1e-9, atol=1e-9)
+        assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-7, atol=1e-9)
