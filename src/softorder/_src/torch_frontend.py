@@ -126,11 +126,18 @@ def _fresh(tensors):
 # Raw custom operators (no autograd): forward, JVP map, VJP map.
 
 
-@torch.library.custom_op("softorder::forward", mutates_args=())
-def _forward_op(x: torch.Tensor, op: str, k: int, strength: float, descending: bool,
-                regularization: str, p: float, solver: str, max_iter: int, tol: float
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
-                           torch.Tensor]:
+def _plain_eager(*tensors) -> bool:
+    """True for plain tensors in eager mode: no compile, no torch.func transform, no dispatch
+    mode, no tensor subclass. Then the kernels are called directly, skipping the custom-op
+    dispatcher: less per-call overhead, and no import of torch._dynamo (which imports Triton,
+    fatal in a process that imported TensorFlow first)."""
+    return (not torch.compiler.is_compiling()
+            and torch._C._functorch.peek_interpreter_stack() is None
+            and torch._C._len_torch_dispatch_stack() == 0
+            and all(type(t) is torch.Tensor for t in tensors))
+
+
+def _forward_impl(x, op, k, strength, descending, regularization, p, solver, max_iter, tol):
     m, n = x.shape
     rdt = _res_dtype(x)
     if m == 0 or n == 0:
@@ -152,6 +159,25 @@ def _forward_op(x: torch.Tensor, op: str, k: int, strength: float, descending: b
     if y.data_ptr() == x.data_ptr():  # pragma: no cover - the cores never return their input
         y = y.clone()
     return tuple(_fresh((y, *res)))
+
+
+@torch.library.custom_op("softorder::forward", mutates_args=())
+def _forward_op(x: torch.Tensor, op: str, k: int, strength: float, descending: bool,
+                regularization: str, p: float, solver: str, max_iter: int, tol: float
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                           torch.Tensor]:
+    return _forward_impl(x, op, k, strength, descending, regularization, p, solver, max_iter,
+                         tol)
+
+
+def _forward(x, *args):
+    return _forward_impl(x, *args) if _plain_eager(x) else _forward_op(x, *args)
+
+
+def _apply_map(transpose, v, in_perm, block, a, b, c, same_perm):
+    if _plain_eager(v, a):
+        return _linear_impl(transpose, v, in_perm, block, a, b, c, same_perm)
+    return (_vjp_op if transpose else _jvp_op)(v, in_perm, block, a, b, c, same_perm)
 
 
 @_forward_op.register_fake
@@ -244,8 +270,7 @@ def _linear(transpose, v, x2, res, same, exact2, name):
     if torch.is_grad_enabled() and not torch.compiler.is_compiling():
         xg = x2 if exact2 else _RefuseSecondOrder.apply(x2, name)
         return _LinearNode.apply(v, xg, *res, transpose, same, exact2, name)
-    op = _vjp_op if transpose else _jvp_op
-    return op(v, *res, same)
+    return _apply_map(transpose, v, *res, same)
 
 
 class _RefuseSecondOrder(torch.autograd.Function):
@@ -284,8 +309,7 @@ class _LinearNode(torch.autograd.Function):
 
     @staticmethod
     def forward(v, x2, in_perm, block, a, b, c, transpose, same, exact2, name):
-        op = _vjp_op if transpose else _jvp_op
-        return op(v, in_perm, block, a, b, c, same)
+        return _apply_map(transpose, v, in_perm, block, a, b, c, same)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -327,8 +351,8 @@ class _SoftOpCompiled(torch.autograd.Function):
     @staticmethod
     def forward(x2, op, k, strength, descending, regularization, p, solver, max_iter, tol,
                 exact2):
-        return _forward_op(x2, op, k, strength, descending, regularization, p, solver,
-                           max_iter, tol)
+        return _forward(x2, op, k, strength, descending, regularization, p, solver, max_iter,
+                        tol)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -625,9 +649,7 @@ class IsotonicResult(tuple):
     block = property(lambda self: self[1])
 
 
-@torch.library.custom_op("softorder::isotonic_pav", mutates_args=())
-def _isotonic_op(y: torch.Tensor, c: torch.Tensor, increasing: bool
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def _isotonic_impl(y, c, increasing):
     m, n = y.shape
     rdt = _res_dtype(y)
     if m == 0 or n == 0:
@@ -646,6 +668,12 @@ def _isotonic_op(y: torch.Tensor, c: torch.Tensor, increasing: bool
             target.numpy(), zero.numpy(), cd.numpy(), _pav.KIND_L2, 1.0, 1.0, True, False))
     v = -v if increasing else v
     return v.to(rdt).contiguous(), block.to(torch.int32).contiguous()
+
+
+@torch.library.custom_op("softorder::isotonic_pav", mutates_args=())
+def _isotonic_op(y: torch.Tensor, c: torch.Tensor, increasing: bool
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    return _isotonic_impl(y, c, increasing)
 
 
 @_isotonic_op.register_fake
@@ -714,7 +742,9 @@ def isotonic_regression(y, *, sample_weight=None, y_min=None, y_max=None, increa
     y2 = ym.reshape(m, n).to(rdt)
     c2 = (torch.ones_like(y2) if sample_weight is None
           else w.movedim(ax, -1).reshape(m, n).to(rdt))
-    v, block = _isotonic_op(y2.detach(), c2.detach(), bool(increasing))
+    yd, cd = y2.detach(), c2.detach()
+    iso = _isotonic_impl if _plain_eager(yd, cd) else _isotonic_op
+    v, block = iso(yd, cd, bool(increasing))
     # The value is PAV's; the derivatives are those of the closed form on the fixed blocks.
     rec = _block_sums(c2 * y2, block) / _block_sums(c2, block)
     out = v + (rec - rec.detach())
