@@ -1,0 +1,34 @@
+"""The PyTorch API: soft sort, rank, top-k and isotonic regression, with autograd, forward mode,
+``torch.func`` and ``torch.compile``. Importing it imports torch (not Triton). See docs/torch.md.
+"""
+
+from ._src.torch_frontend import (
+    IsotonicResult,
+    hard_rank,
+    hard_sort,
+    hard_topk_magnitude,
+    hard_topk_mask,
+    isotonic_regression,
+    soft_rank,
+    soft_sort,
+    soft_topk_magnitude,
+    soft_topk_mask,
+)
+from ._src.torch_modules import SoftRank, SoftSort, SoftTopKMagnitude, SoftTopKMask
+
+__all__ = [
+    "soft_sort",
+    "soft_rank",
+    "soft_topk_mask",
+    "soft_topk_magnitude",
+    "isotonic_regression",
+    "IsotonicResult",
+    "hard_sort",
+    "hard_rank",
+    "hard_topk_mask",
+    "hard_topk_magnitude",
+    "SoftSort",
+    "SoftRank",
+    "SoftTopKMask",
+    "SoftTopKMagnitude",
+]
