@@ -25,7 +25,8 @@ lint: install
 # TensorFlow tests run in a pytest process of their own.
 test: install lint
 	$(BIN)/python -m pytest -q -n 2 tests --ignore=tests/tf \
-		--doctest-modules src/softorder/_src/ops.py src/softorder/_src/isotonic/api.py
+		--doctest-modules src/softorder/_src/ops.py src/softorder/_src/isotonic/api.py \
+		src/softorder/_src/torch_frontend.py src/softorder/torchsort.py
 	$(BIN)/python -m pytest -q -n 2 tests/tf \
 		--doctest-modules src/softorder/_src/tf_frontend.py src/softorder/_src/tf_layers.py
 
