@@ -151,6 +151,10 @@ def _stats(s, w, cw, block, kind, r, lam, differentiable):
     sinf = jnp.isinf(s)
     hasinf = block_sum(sinf.astype(s.dtype), gid) > 0
     sf = jnp.where(sinf, 0.0, s)
+    # A block holding +-inf has the value +-inf (infinite entries are never pooled with
+    # finite ones, as in the Numba kernel); finalize gives their entries the hard values.
+    infsign = block_sum(jnp.where(sinf, jnp.sign(s), 0.0), gid)
+    ginf = jnp.where(infsign > 0, jnp.inf, -jnp.inf)
     ex = {"gid": gid, "size": size, "hasinf": hasinf}
     if kind == _pav.KIND_L2:
         csum = block_sum(cw, gid)
@@ -159,7 +163,7 @@ def _stats(s, w, cw, block, kind, r, lam, differentiable):
         u = (sf - ms) + mw
         gamma = ms - mw
         ex.update(csum=csum)
-        return u, gamma, ex
+        return u, jnp.where(hasinf, ginf, gamma), ex
     if kind == _pav.KIND_KL:
         ms = lax.stop_gradient(_block_reduce(jax.ops.segment_max, sf, gid))
         es = block_sum(jnp.exp(sf - ms), gid)
@@ -169,7 +173,7 @@ def _stats(s, w, cw, block, kind, r, lam, differentiable):
         off = jnp.log(es / ew) - mw
         u = (sf - ms) - off
         ex.update(ms=ms, es=es, mw=mw, ew=ew, wf=wf)
-        return u, ms + off, ex
+        return u, jnp.where(hasinf, ginf, ms + off), ex
     mag = kind == _pav.KIND_MAG
     lam_b = lam if mag else 1.0
     W = block_sum(w, gid)
@@ -193,7 +197,7 @@ def _stats(s, w, cw, block, kind, r, lam, differentiable):
         off = jnp.where(size == 1, (sf - c) - _phi_inv(w, r), off)
     u = (sf - c) - off
     ex.update(W=W, lam_b=lam_b)
-    return u, c + off, ex
+    return u, jnp.where(hasinf, ginf, c + off), ex
 
 
 def _make_fun(s, W, c, gid, r, lam_b, mag):

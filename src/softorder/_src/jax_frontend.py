@@ -224,7 +224,9 @@ def _core_jvp(spec, primals, tangents):
     return (y, res), (ty, tres)
 
 
+@functools.partial(jax.jit, static_argnums=(0, 2))
 def _apply(spec, x, ax):
+    # Jitted (and inlined into callers' jit): eager calls, grads and jvps run compiled code.
     x2, shape = _to_rows(x, ax)
     y2, _ = _core(spec, x2)
     return _from_rows(y2, shape, ax, x.dtype)
@@ -277,7 +279,7 @@ def soft_rank(x, *, axis=-1, descending=False, regularization="l2", regularizati
     Example:
       >>> import jax.numpy as jnp
       >>> from softorder.jax import soft_rank
-      >>> soft_rank(jnp.array([5.0, 1.0, 2.0]), regularization_strength=2.0)
+      >>> soft_rank(jnp.array([5.0, 1.0, 2.0], jnp.float32), regularization_strength=2.0)
       Array([3.  , 1.25, 1.75], dtype=float32)
 
     References:
@@ -316,7 +318,7 @@ def soft_sort(x, *, axis=-1, descending=False, regularization="l2", regularizati
     Example:
       >>> import jax.numpy as jnp
       >>> from softorder.jax import soft_sort
-      >>> soft_sort(jnp.array([5.0, 1.0, 2.0])).round(4)
+      >>> soft_sort(jnp.array([5.0, 1.0, 2.0], jnp.float32)).round(4)
       Array([1.6667, 2.6667, 3.6667], dtype=float32)
 
     References:
@@ -369,7 +371,8 @@ def soft_topk_mask(x, k, *, axis=-1, regularization_strength=1.0, p=4 / 3, solve
     Example:
       >>> import jax.numpy as jnp
       >>> from softorder.jax import soft_topk_mask
-      >>> soft_topk_mask(jnp.array([-5.0, -2.0, 3.0, 1.0]), 2, regularization_strength=0.01)
+      >>> x = jnp.array([-5.0, -2.0, 3.0, 1.0], jnp.float32)
+      >>> soft_topk_mask(x, 2, regularization_strength=0.01)
       Array([0., 0., 1., 1.], dtype=float32)
 
     References:
@@ -406,7 +409,7 @@ def soft_topk_magnitude(x, k, *, axis=-1, regularization_strength=1.0, p=4 / 3, 
     Example:
       >>> import jax.numpy as jnp
       >>> from softorder.jax import soft_topk_magnitude
-      >>> x = jnp.array([-5.0, -2.0, 3.0, 1.0])
+      >>> x = jnp.array([-5.0, -2.0, 3.0, 1.0], jnp.float32)
       >>> soft_topk_magnitude(x, 2, regularization_strength=0.01).round(4)
       Array([-5.,  0.,  3.,  0.], dtype=float32)
 
@@ -478,7 +481,7 @@ def isotonic_regression(y, *, sample_weight=None, y_min=None, y_max=None, increa
     Example:
       >>> import jax.numpy as jnp
       >>> from softorder.jax import isotonic_regression
-      >>> isotonic_regression(jnp.array([1.0, 3.0, 2.0, 4.0]))
+      >>> isotonic_regression(jnp.array([1.0, 3.0, 2.0, 4.0], jnp.float32))
       Array([1. , 2.5, 2.5, 4. ], dtype=float32)
     """
     y = _as_float(y, "y")
@@ -494,6 +497,14 @@ def isotonic_regression(y, *, sample_weight=None, y_min=None, y_max=None, increa
             raise ValueError("sample_weight must be positive.")
     lo = None if y_min is None else float(_static_number(y_min, "y_min"))
     hi = None if y_max is None else float(_static_number(y_max, "y_max"))
+    v, block = _isotonic(y, c, bool(increasing), lo, hi, ax, backend)
+    if return_blocks:
+        return IsotonicResult(v, block)
+    return v
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5, 6))
+def _isotonic(y, c, increasing, lo, hi, ax, backend):
     y2, shape = _to_rows(y, ax)
     c2, _ = _to_rows(c, ax)
     bad = jnp.any(~(c2 > 0), axis=-1, keepdims=True)
@@ -512,8 +523,4 @@ def isotonic_regression(y, *, sample_weight=None, y_min=None, y_max=None, increa
             free = free & (v < hi)
         v = jnp.where(free, v, jnp.clip(jax.lax.stop_gradient(v), lo, hi))
     v = jnp.where(bad, jnp.nan, v)
-    sol = _from_rows(v, shape, ax, y.dtype)
-    if return_blocks:
-        return IsotonicResult(sol, _from_rows(block, shape, ax, jnp.int32))
-    return sol
-
+    return _from_rows(v, shape, ax, y.dtype), _from_rows(block, shape, ax, jnp.int32)
