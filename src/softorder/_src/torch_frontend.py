@@ -385,6 +385,32 @@ class _SoftOp(_SoftOpCompiled):
         return (_linear(False, x_dot, x2, res, *ctx.flags), None, None, None, None, None)
 
 
+class _SoftOpEager(torch.autograd.Function):
+    """`_SoftOp` for plain eager tensors (`_plain_eager`): an old-style Function that returns
+    only ``y`` (less per-call overhead); reverse and forward mode as `_SoftOp`. ``torch.func``
+    transforms and ``torch.compile`` use the setup-context variants."""
+
+    @staticmethod
+    def forward(ctx, x2, op, k, strength, descending, regularization, p, solver, max_iter, tol,
+                exact2):
+        y, *res = _forward_impl(x2, op, k, strength, descending, regularization, p, solver,
+                                max_iter, tol)
+        ctx.save_for_backward(x2, *res)
+        ctx.save_for_forward(x2, *res)
+        ctx.flags = (op != "sort", exact2, _PUBLIC[op])
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x2, *res = ctx.saved_tensors
+        return (_linear(True, gy, x2, res, *ctx.flags),) + (None,) * 10
+
+    @staticmethod
+    def jvp(ctx, x_dot, *_):
+        x2, *res = ctx.saved_tensors
+        return _linear(False, x_dot, x2, res, *ctx.flags)
+
+
 # --------------------------------------------------------------------------------------------
 # Boundary: inputs, dims, rows.
 
@@ -447,8 +473,11 @@ def _run(x, dim, spec, exact2):
     n = shape[-1]
     m = math.prod(shape[:-1])
     x2 = xm.reshape(m, n)
-    fn = _SoftOpCompiled if torch.compiler.is_compiling() else _SoftOp
-    y2 = fn.apply(x2, *spec, bool(exact2))[0]
+    if _plain_eager(x2):
+        y2 = _SoftOpEager.apply(x2, *spec, bool(exact2))
+    else:
+        fn = _SoftOpCompiled if torch.compiler.is_compiling() else _SoftOp
+        y2 = fn.apply(x2, *spec, bool(exact2))[0]
     return y2.reshape(shape).movedim(-1, ax)
 
 
