@@ -5,7 +5,10 @@
     python benchmarks/bench_torch.py --out results.md --json results.json
 
 Ratios, not seconds, are the result: the baseline (``torch.sort``, values and indices, on the
-same float32 tensor) is timed in the same process right before each operator. "fwd" is the
+same float32 tensor) is timed in the same process, interleaved with the operator (one call of
+each in turn), and each time is the minimum over the repeats: on a shared machine the minimum
+is the least disturbed estimate of the intrinsic cost, and interleaving exposes both to the
+same load. "fwd" is the
 forward pass; "fwd+bwd" adds ``.backward()`` of a weighted sum (for torch.sort too: its
 backward is a scatter). When ``import torchsort`` works, its ``soft_rank`` / ``soft_sort``
 (l2 and kl) are timed the same way, as extra rows. CPU tensors unless ``--device cuda``.
@@ -50,18 +53,22 @@ def operators():
     return ops
 
 
-def timeit(fn, min_time=0.2, max_repeat=200, sync=lambda: None):
-    """Median wall time of ``fn()`` over enough repeats to fill ``min_time`` (after a warm-up)."""
-    fn()
-    sync()
-    times = []
-    start = time.perf_counter()
-    while len(times) < 3 or (time.perf_counter() - start < min_time and len(times) < max_repeat):
-        t0 = time.perf_counter()
+def paired(fns, min_time=0.2, max_repeat=200, sync=lambda: None):
+    """Minimum wall time of each of ``fns``, called in turn (after a warm-up) until the round
+    robin has filled ``min_time``."""
+    for fn in fns:
         fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    sync()
+    times = [[] for _ in fns]
+    start = time.perf_counter()
+    while len(times[0]) < 5 or (time.perf_counter() - start < min_time
+                                and len(times[0]) < max_repeat):
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            ts.append(time.perf_counter() - t0)
+    return [float(np.min(ts)) for ts in times]
 
 
 def run(shapes, min_time=0.2, device="cpu", progress=True):
@@ -94,15 +101,15 @@ def run(shapes, min_time=0.2, device="cpu", progress=True):
                 (torch.sort(xg, dim=-1).values * w).sum().backward()
 
             for name, fwd in ops.items():
-                t_sort = timeit(sort_fwd, min_time, sync=sync)
-                t_sort_both = timeit(sort_both, min_time, sync=sync)
-                with torch.no_grad():
-                    t_fwd = timeit(lambda fwd=fwd, x=x: fwd(x), min_time, sync=sync)
+                def fwd_only(fwd=fwd, x=x):
+                    with torch.no_grad():
+                        fwd(x)
 
                 def both(fwd=fwd, xg=xg, w=w):
                     (fwd(xg) * w).sum().backward()
 
-                t_both = timeit(both, min_time, sync=sync)
+                t_sort, t_sort_both, t_fwd, t_both = paired(
+                    [sort_fwd, sort_both, fwd_only, both], min_time, sync=sync)
                 rows.append({
                     "op": name, "shape": f"{shape[0]} x {shape[1]:.0e}" if shape[1] >= 1e5
                     else f"{shape[0]} x {shape[1]}",
@@ -121,6 +128,7 @@ def run(shapes, min_time=0.2, device="cpu", progress=True):
 
 COLUMNS = ["operator", "shape", "torch.sort ms", "fwd / sort", "fwd+bwd / sort",
            "fwd+bwd / (sort fwd+bwd)"]
+
 
 
 def _cells(r):

@@ -20,6 +20,10 @@ Layout (TOOLCHAIN.md, "PyTorch 2.13 custom operators"):
   jvp call those maps; a variant without ``jvp`` is used while ``torch.compile`` traces (Dynamo
   refuses Functions with a custom jvp).
 
+Plain tensors in eager mode (no compile, no ``torch.func`` transform, no dispatch mode) call
+the kernels directly instead of through the dispatcher (`_plain_eager`): the same code, less
+per-call overhead, and ``torch._dynamo`` (which imports Triton) is not loaded.
+
 Second order. The residuals ``(a, b, c)`` are constants to autograd. Where they are locally
 constant in ``x`` (``l2``, ``pnorm`` with ``p = 2``, top-k with ``p = 2``) the Hessian is 0
 almost everywhere and differentiating a gradient (or a JVP) again is exact; elsewhere it raises
@@ -55,7 +59,6 @@ __all__ = [
 ]
 
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-_OPS = ("sort", "rank", "topk_mask", "topk_magnitude")
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,7 +193,7 @@ def _(x, op, k, strength, descending, regularization, p, solver, max_iter, tol):
 def _linear_impl(transpose, v, in_perm, block, a, b, c, same_perm):
     m, n = a.shape
     if m == 0 or n == 0:
-        return torch.zeros_like(v)
+        return torch.zeros(v.shape, dtype=v.dtype, device=v.device)
     if _device_path(a):
         jac = BlockJacobian(in_perm, in_perm if same_perm else None, block, a, b, c)
         out = (vjp_rows_torch if transpose else jvp_rows_torch)(jac, v.to(a.dtype))
@@ -240,9 +243,9 @@ def _(info, in_dims, x, *rest):
 def _linear_vmap(op):
     def rule(info, in_dims, *args):
         tensors = args[:6]
-        rows = [_batched_rows(t, d, info.batch_size)[0] for t, d in zip(tensors, in_dims[:6])]
-        out = op(*rows, args[6])
-        return out.reshape(info.batch_size, -1, out.shape[-1]), 0
+        batched = [_batched_rows(t, d, info.batch_size) for t, d in zip(tensors, in_dims[:6])]
+        out = op(*(rows for rows, _ in batched), args[6])
+        return out.reshape(info.batch_size, batched[0][1], out.shape[-1]), 0
 
     return rule
 
@@ -382,6 +385,32 @@ class _SoftOp(_SoftOpCompiled):
         return (_linear(False, x_dot, x2, res, *ctx.flags), None, None, None, None, None)
 
 
+class _SoftOpEager(torch.autograd.Function):
+    """`_SoftOp` for plain eager tensors (`_plain_eager`): an old-style Function that returns
+    only ``y`` (less per-call overhead); reverse and forward mode as `_SoftOp`. ``torch.func``
+    transforms and ``torch.compile`` use the setup-context variants."""
+
+    @staticmethod
+    def forward(ctx, x2, op, k, strength, descending, regularization, p, solver, max_iter, tol,
+                exact2):
+        y, *res = _forward_impl(x2, op, k, strength, descending, regularization, p, solver,
+                                max_iter, tol)
+        ctx.save_for_backward(x2, *res)
+        ctx.save_for_forward(x2, *res)
+        ctx.flags = (op != "sort", exact2, _PUBLIC[op])
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x2, *res = ctx.saved_tensors
+        return (_linear(True, gy, x2, res, *ctx.flags),) + (None,) * 10
+
+    @staticmethod
+    def jvp(ctx, x_dot, *_):
+        x2, *res = ctx.saved_tensors
+        return _linear(False, x_dot, x2, res, *ctx.flags)
+
+
 # --------------------------------------------------------------------------------------------
 # Boundary: inputs, dims, rows.
 
@@ -444,8 +473,11 @@ def _run(x, dim, spec, exact2):
     n = shape[-1]
     m = math.prod(shape[:-1])
     x2 = xm.reshape(m, n)
-    fn = _SoftOpCompiled if torch.compiler.is_compiling() else _SoftOp
-    y2 = fn.apply(x2, *spec, bool(exact2))[0]
+    if _plain_eager(x2):
+        y2 = _SoftOpEager.apply(x2, *spec, bool(exact2))
+    else:
+        fn = _SoftOpCompiled if torch.compiler.is_compiling() else _SoftOp
+        y2 = fn.apply(x2, *spec, bool(exact2))[0]
     return y2.reshape(shape).movedim(-1, ax)
 
 
@@ -456,7 +488,7 @@ _PUBLIC = {"sort": "soft_sort", "rank": "soft_rank", "topk_mask": "soft_topk_mas
 def _sort_rank_spec(op, regularization, regularization_strength, p, descending):
     V.check_regularization(regularization)
     eps = _check_strength(regularization_strength)
-    p = _check_p(p) if regularization == "pnorm" else float(p)
+    p = _check_p(p) if regularization == "pnorm" else 4 / 3  # p is unused by l2 and kl
     exact2 = regularization == "l2" or (regularization == "pnorm" and p == 2.0)
     return (op, 0, eps, bool(descending), regularization, p, "pav", 1, 0.0), exact2
 

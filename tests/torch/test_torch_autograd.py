@@ -5,7 +5,7 @@ loop, and the second-order policy (exact where the Hessian is 0 a.e., a clear er
 import numpy as np
 import pytest
 import torch
-from _cases import CASES, IDS, exact_second_order, numpy_fwd, spread, torch_fn
+from _torch_cases import CASES, IDS, exact_second_order, numpy_fwd, spread, torch_fn
 from numpy.testing import assert_allclose
 from torch.func import grad, jacfwd, jacrev, jvp, vjp, vmap
 

@@ -4,7 +4,7 @@ dim, every float dtype, non-contiguous inputs, empty batches, n = 1, NaN rows.""
 import numpy as np
 import pytest
 import torch
-from _cases import CASES, IDS, numpy_fwd, spread, torch_fn
+from _torch_cases import CASES, IDS, numpy_fwd, spread, torch_fn
 from numpy.testing import assert_allclose
 
 import softorder.isotonic as siso

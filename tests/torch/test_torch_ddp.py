@@ -17,7 +17,7 @@ def _free_port():
 
 
 def test_ddp_gradients_equal_the_single_process_full_batch(tmp_path):
-    worker = Path(__file__).with_name("_ddp_worker.py")
+    worker = Path(__file__).with_name("_torch_ddp_worker.py")
     proc = subprocess.run([sys.executable, str(worker), str(_free_port()), str(tmp_path)],
                           capture_output=True, text=True, timeout=300, env=dict(os.environ))
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -39,7 +39,7 @@ def test_soft_rank_is_the_projection_of_x_over_eps_on_rho_by_a_generic_solver(re
     x = np.array([0.3, -1.2, 0.9, 0.1])
     eps = 0.8
     ref = oracles.project(x / eps, np.arange(4, 0, -1.0), reg)
-    got = torchsort.soft_rank(torch.tensor([x]), reg, eps).numpy()[0]  # positional, as torchsort
+    got = torchsort.soft_rank(torch.tensor(x[None]), reg, eps).numpy()[0]  # positional, as torchsort
     assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
 
 

@@ -46,3 +46,20 @@ def test_compiled_module_in_a_training_step():
     ((model(x) - target) ** 2).mean().backward()
     assert torch.allclose(g_compiled, model[0].weight.grad, rtol=1e-5, atol=1e-6)
     assert g_compiled.abs().sum() > 0
+
+
+def test_custom_operators_pass_opcheck():
+    # Schema, fake (meta) kernels, aliasing and autograd registration checked by torch itself.
+    from softorder._src import torch_frontend as F
+
+    x = torch.randn(3, 7, dtype=torch.float64)
+    for args in [("rank", 0, 0.5, False, "kl", 4 / 3, "pav", 1, 0.0),
+                 ("sort", 0, 0.5, True, "l2", 4 / 3, "pav", 1, 0.0),
+                 ("topk_mask", 2, 0.5, False, "pnorm", 2.0, "dykstra", 100, 1e-9),
+                 ("topk_magnitude", 2, 0.5, False, "pnorm", 4 / 3, "pav", 1, 0.0)]:
+        torch.library.opcheck(F._forward_op, (x, *args))
+        y, *res = F._forward_op(x, *args)
+        same = args[0] != "sort"
+        for op in (F._jvp_op, F._vjp_op):
+            torch.library.opcheck(op, (torch.randn(3, 7, dtype=torch.float64), *res, same))
+    torch.library.opcheck(F._isotonic_op, (x, torch.rand(3, 7, dtype=torch.float64) + 0.5, True))

@@ -1,4 +1,4 @@
-"""Run by test_ddp.py as a script: 2 DDP processes (gloo, 127.0.0.1) train one step of a small
+"""Run by test_torch_ddp.py as a script: 2 DDP processes (gloo, 127.0.0.1) train one step of a small
 model with a soft-rank (Spearman-like) loss, each on half of the batch, and save the gradients;
 then one process computes the gradients on the full batch."""
 
