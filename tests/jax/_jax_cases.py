@@ -1,9 +1,17 @@
-"""Shared cases: each softorder.jax operator beside its softorder.numpy reference."""
+"""Shared cases: each softorder.jax operator beside its softorder.numpy reference.
 
+Importing this module also sets up the JAX test process (there is no conftest.py here: a second
+``conftest`` module clashes with tests/conftest.py under ``--doctest-modules``): float64 on.
+x64 is process-global; the default float32 mode is tested in a subprocess.
+"""
+
+import jax
 import numpy as np
 
-import softorder.jax as sj
-import softorder.numpy as snp
+jax.config.update("jax_enable_x64", True)
+
+import softorder.jax as sj  # noqa: E402
+import softorder.numpy as snp  # noqa: E402
 
 SORT_RANK = [
     (f"{op}-{reg}-{'desc' if desc else 'asc'}", op, reg, desc)

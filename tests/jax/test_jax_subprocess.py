@@ -59,12 +59,15 @@ def test_sharded_batch_over_two_devices_matches_single_device_values_and_gradien
 
 
 NO_X64 = """
+import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
 assert not jax.config.jax_enable_x64
 import softorder.jax as sj
 import softorder.numpy as snp
+# framework-pure: the JAX front end loads neither TensorFlow nor torch nor Triton
+assert not {"tensorflow", "torch", "triton"} & set(sys.modules), sorted(sys.modules)
 
 rng = np.random.default_rng(0)
 x = rng.normal(size=(4, 9)).astype(np.float32)
@@ -90,5 +93,5 @@ print("OK")
 """
 
 
-def test_without_x64_every_dtype_is_kept_and_matches_float64_reference():
+def test_without_x64_every_dtype_is_kept_and_matches_float64_reference_and_no_other_framework():
     _run(NO_X64, JAX_ENABLE_X64="0")

@@ -35,7 +35,7 @@ from jax import lax
 from .isotonic import pav as _pav
 
 __all__ = ["JaxBackend", "JAX", "ReplayBackend", "find_blocks", "finalize", "dykstra_jax",
-           "segment_ids", "block_sum", "inverse_perm"]
+           "segment_ids", "block_sum", "inverse_perm", "match_vma"]
 
 _D_CAP = _pav._D_CAP  # noqa: SLF001 - the same cap on phi'(0) as the Numba kernel
 _NEWTON_MAX_ITER = 100
@@ -69,6 +69,34 @@ def inverse_perm(perm):
     rows = jnp.arange(m, dtype=jnp.int32)[:, None]
     iota = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (m, n))
     return jnp.zeros((m, n), jnp.int32).at[rows, perm].set(iota, unique_indices=True)
+
+
+def _varying_axes(a):
+    """The manual mesh axes over which ``a`` varies (JAX 0.10: ``manual_axis_type.varying``;
+    earlier releases: ``vma``)."""
+    aval = jax.typeof(a)
+    mat = getattr(aval, "manual_axis_type", None)
+    if mat is not None:
+        return frozenset(getattr(mat, "varying", ()))
+    return frozenset(getattr(aval, "vma", ()))
+
+
+def match_vma(outs, like):
+    """Mark every leaf of ``outs`` as varying over the manual mesh axes ``like`` varies over.
+
+    Inside ``jax.shard_map`` the input is device-varying, but constants (loop counters, iotas,
+    initial carries) and callback outputs are not typed so: loop carries and custom_jvp
+    tangents must match their primals' types.
+    """
+    vma = _varying_axes(like)
+    if not vma:
+        return outs
+
+    def fix(o):
+        missing = tuple(sorted(vma - _varying_axes(o)))
+        return jax.lax.pcast(o, missing, to="varying") if missing else o
+
+    return jax.tree_util.tree_map(fix, outs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,7 +167,7 @@ def _newton_offsets(s, W, c, lo, hi, gid, r, lam_b, mag, tiny):
         return (it < _NEWTON_MAX_ITER) & ~done
 
     lo, hi = jnp.minimum(lo, hi), jnp.maximum(lo, hi)
-    state = (jnp.int32(0), 0.5 * (lo + hi), lo, hi, jnp.bool_(s.size == 0))
+    state = match_vma((jnp.int32(0), 0.5 * (lo + hi), lo, hi, jnp.bool_(s.size == 0)), s)
     return lax.while_loop(cond, body, state)[1]
 
 
@@ -292,7 +320,7 @@ def find_blocks(s, w, cw, kind, r, lam):
         return jnp.any(state[2]) & (state[3] < n)
 
     gamma = gamma_of(block0)
-    state = (block0, gamma, violations(block0, gamma), jnp.int32(0))
+    state = match_vma((block0, gamma, violations(block0, gamma), jnp.int32(0)), s)
     block = lax.while_loop(cond, body, state)[0]
     return jnp.where(nan, block0, block)
 
@@ -349,7 +377,7 @@ def dykstra_jax(y, weights, max_iter=1000, tol=1e-9):
         return (state[0] < max_iter) & ~state[6]
 
     zero = jnp.zeros_like(y)
-    state = (jnp.int32(0), y, zero, zero, act1, act2, jnp.bool_(False))
+    state = match_vma((jnp.int32(0), y, zero, zero, act1, act2, jnp.bool_(False)), y)
     it, x, _, _, act1, act2, _ = lax.while_loop(cond, body, state)
     link = jnp.zeros((m, max(n - 1, 0)), bool)
     if n > 1:

@@ -46,7 +46,15 @@ import numpy as np
 from . import ops
 from . import validation as V
 from .isotonic import pav
-from .jax_backend import JAX, ReplayBackend, block_sum, find_blocks, inverse_perm, segment_ids
+from .jax_backend import (
+    JAX,
+    ReplayBackend,
+    block_sum,
+    find_blocks,
+    inverse_perm,
+    match_vma,
+    segment_ids,
+)
 from .projection import exponent_r
 
 __all__ = [
@@ -174,8 +182,8 @@ def _forward(spec, x2):
         ity = jax.ShapeDtypeStruct((m, n), jnp.int32)
         fty = jax.ShapeDtypeStruct((m, n), x2.dtype)
         shapes = (fty, ity, ity, fty, fty, fty) + ((ity,) if spec.has_out else ())
-        outs = jax.pure_callback(functools.partial(_numpy_rows, spec), shapes, x2,
-                                 vmap_method="broadcast_all")
+        outs = match_vma(jax.pure_callback(functools.partial(_numpy_rows, spec), shapes, x2,
+                                            vmap_method="broadcast_all"), x2)
         y, in_perm, block, a, b, c = outs[:6]
         inv = outs[6] if spec.has_out else None
         return y, (in_perm, block, a, b, c, inv)
@@ -200,7 +208,8 @@ def _replay_abc(spec, in_perm, block, x2):
 
 
 def _float0_zeros(a):
-    return np.zeros(a.shape, dtype=jax.dtypes.float0)
+    # A symbolic zero typed like ``a``'s tangent (float0, with ``a``'s varying mesh axes).
+    return jax.custom_derivatives.SymbolicZero(jax.typeof(a).strip_weak_type().to_tangent_aval())
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
@@ -208,9 +217,10 @@ def _core(spec, x2):
     return _forward(spec, x2)
 
 
-@_core.defjvp
 def _core_jvp(spec, primals, tangents):
     (x2,), (t,) = primals, tangents
+    if isinstance(t, jax.custom_derivatives.SymbolicZero):
+        t = jnp.zeros(t.shape, t.dtype)
     y, res = _core(spec, x2)
     in_perm, block, a, b, c, inv = res
     ty = _tangent(res, t)
@@ -222,6 +232,9 @@ def _core_jvp(spec, primals, tangents):
     tres = (_float0_zeros(in_perm), _float0_zeros(block), ta, tb, tc,
             None if inv is None else _float0_zeros(inv))
     return (y, res), (ty, tres)
+
+
+_core.defjvp(_core_jvp, symbolic_zeros=True)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2))
@@ -449,8 +462,9 @@ def _isotonic_blocks(target, c, backend):
     if m == 0 or n == 0:
         return jnp.zeros((m, n), jnp.int32)
     if backend == "callback":
-        return jax.pure_callback(_isotonic_blocks_np, jax.ShapeDtypeStruct((m, n), jnp.int32),
-                                 target, c, vmap_method="broadcast_all")
+        return match_vma(jax.pure_callback(
+            _isotonic_blocks_np, jax.ShapeDtypeStruct((m, n), jnp.int32), target, c,
+            vmap_method="broadcast_all"), target)
     return find_blocks(target, jnp.zeros_like(target), c, pav.KIND_L2, 1.0, 1.0)
 
 
