@@ -26,7 +26,8 @@ lint: install
 test: install lint
 	$(BIN)/python -m pytest -q -n 2 tests --ignore=tests/tf \
 		--doctest-modules src/softorder/_src/ops.py src/softorder/_src/isotonic/api.py \
-		src/softorder/_src/torch_frontend.py src/softorder/torchsort.py
+		src/softorder/_src/torch_frontend.py src/softorder/_src/torch_modules.py \
+		src/softorder/torchsort.py src/softorder/_src/jax_frontend.py
 	$(BIN)/python -m pytest -q -n 2 tests/tf \
 		--doctest-modules src/softorder/_src/tf_frontend.py src/softorder/_src/tf_layers.py
 

@@ -11,6 +11,7 @@ from softorder.numpy import (
     soft_rank_fwd,
     soft_sort,
     soft_topk_magnitude,
+    soft_topk_magnitude_fwd,
     soft_topk_mask,
     soft_topk_mask_fwd,
     vjp,
@@ -94,7 +95,9 @@ def test_nan_row_gives_nan_gradient_in_that_row_only():
     x = X.copy()
     x[2, 0] = np.nan
     for fwd in (lambda x: soft_rank_fwd(x, regularization="kl"),
-                lambda x: soft_topk_mask_fwd(x, 3)):
+                lambda x: soft_topk_mask_fwd(x, 3),
+                lambda x: soft_topk_mask_fwd(x, 3, p=2.0, solver="dykstra"),
+                lambda x: soft_topk_magnitude_fwd(x, 3, p=2.0, solver="dykstra")):
         _, res = fwd(x)
         g = vjp(res, np.ones_like(x))
         assert np.all(np.isnan(g[2]))

@@ -99,8 +99,11 @@ def soft_topk_mask_rows(x, k, strength=1.0, p=4 / 3, solver="pav", max_iter=1000
     perm = xp.argsort_desc(z)
     s = xp.take(z, perm)
     v, block = xp.dykstra(s - w, xp.ones_like(s), max_iter, tol)
-    y = xp.put(s - v, perm)
-    ones = xp.ones_like(s)
+    ys = s - v
+    y = xp.put(ys, perm)
+    # 0, or NaN on a row holding NaN (Dykstra makes that whole row NaN): its gradient too.
+    nan_row = ys * 0.0
+    ones = xp.ones_like(s) + nan_row
     alpha = xp.block_alpha(block, ones)
     return y, BlockJacobian(perm, perm, block, ones / strength, -ones, alpha / strength)
 
@@ -125,7 +128,8 @@ def soft_topk_magnitude_rows(x, k, strength=1.0, p=4 / 3, solver="pav", max_iter
         omega = 1.0 + lam * w  # weighted isotonic: weights 1/lam + w, targets s / (1 + lam w)
         v, block = xp.dykstra(s / omega, omega, max_iter, tol)
         u = s - v
-        d = xp.ones_like(s) * (1.0 + 1.0 / lam)
+        # v * 0 is 0, or NaN on a row holding NaN (Dykstra makes that whole row NaN).
+        d = (xp.ones_like(s) + v * 0.0) * (1.0 + 1.0 / lam)
         alpha = xp.block_alpha(block, omega) / omega
     # Entries with x = 0 (sign 0) stay exactly 0, also where u is infinite.
     ys = xp.where(sg == 0, 0.0, sg * (u + phi(u / lam, r, xp))) + 0.0
