@@ -105,12 +105,17 @@ def run(shapes, backends=("callback",), min_time=0.2):
                 if name in ott:
                     ott_name, of, quadratic = ott[name]
                     if quad_ok or not quadratic:
+                        row["ott"] = {"fn": ott_name}
                         of_j = jax.jit(of)
-                        t_ofwd = timeit(lambda of_j=of_j, x=x: of_j(x), min_time)
                         og = _fwd_grad(of, g)
-                        t_oboth = timeit(lambda og=og, x=x: og(x), min_time)
-                        row["ott"] = {"fn": ott_name, "fwd_ratio": t_ofwd / t_sort,
-                                      "fwd_grad_ratio": t_oboth / t_sort}
+                        for key, fn in (("fwd_ratio", of_j), ("fwd_grad_ratio", og)):
+                            try:
+                                t_o = timeit(lambda fn=fn, x=x: fn(x), min_time)
+                                row["ott"][key] = t_o / t_sort
+                            except Exception as e:  # OTT's implicit diff may fail (NaN solve)
+                                row["ott"][key] = None
+                                row["ott"].setdefault("errors", []).append(
+                                    f"{key}: {type(e).__name__}")
                     else:
                         row["ott"] = {"fn": ott_name, "skipped": "n x n per row"}
                 rows.append(row)
@@ -124,7 +129,8 @@ def _ott_cells(r):
         return "-", "-"
     if "skipped" in o:
         return "n/a", "n/a"
-    return f"{o['fwd_ratio']:.2f}", f"{o['fwd_grad_ratio']:.2f}"
+    cell = lambda v: "failed" if v is None else f"{v:.2f}"
+    return cell(o.get("fwd_ratio")), cell(o.get("fwd_grad_ratio"))
 
 
 def _line(r):
@@ -141,7 +147,8 @@ def to_markdown(rows):
     lines = [HEADER] + [_line(r) for r in rows]
     lines.append("")
     lines.append("OTT: ott.tools.soft_sort (Sinkhorn, default epsilon); its ranks/sort are "
-                 "skipped (n/a) where rows * n^2 > 2e7; '-' = OTT not installed.")
+                 "skipped (n/a) where rows * n^2 > 2e7; 'failed' = OTT raised (its implicit "
+                 "differentiation's linear solve returned NaN); '-' = OTT not installed.")
     return "\n".join(lines)
 
 
