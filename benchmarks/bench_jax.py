@@ -78,12 +78,12 @@ def _fwd_grad(f, g):
     return jax.jit(jax.grad(lambda x: jnp.sum(f(x) * g)))
 
 
-def run(shapes, backends=("callback",), min_time=0.2):
+def run(shapes, backends=("callback",), min_time=0.2, with_ott=True):
     import jax
     import jax.numpy as jnp
 
     rows = []
-    ott = ott_operators()
+    ott = ott_operators() if with_ott else {}
     jsort = jax.jit(lambda x: jnp.sort(x, axis=-1))
     for shape in shapes:
         x = jnp.asarray(np.random.default_rng(0).normal(size=shape), jnp.float32)
@@ -157,12 +157,14 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small shapes, short timings")
     parser.add_argument("--backends", default="callback",
                         help="comma-separated softorder.jax backends: callback, jax")
+    parser.add_argument("--no-ott", action="store_true", help="skip the OTT-JAX columns")
     parser.add_argument("--out", help="write the table as markdown to this file")
     parser.add_argument("--json", help="write the raw results as JSON to this file")
     args = parser.parse_args(argv)
     shapes = QUICK_SHAPES if args.quick else SHAPES
     print(HEADER, flush=True)
-    rows = run(shapes, tuple(args.backends.split(",")), min_time=0.05 if args.quick else 0.3)
+    rows = run(shapes, tuple(args.backends.split(",")), min_time=0.05 if args.quick else 0.3,
+               with_ott=not args.no_ott)
     if args.out:
         with open(args.out, "w") as f:
             f.write(to_markdown(rows) + "\n")
