@@ -18,6 +18,7 @@ import numpy as np
 from numba import prange
 
 from ._numba import njit
+from .buffers import carve
 from .isotonic.pav import (
     KIND_KL,
     KIND_MAG,
@@ -26,20 +27,33 @@ from .isotonic.pav import (
     _phi,
     chunks,
     use_parallel,
-    workspace,
+    workspace_specs,
 )
 from .jacobian import BlockJacobian
+
+
+def residual_arrays(m, n, dtypes):
+    """``[m, n]`` arrays of the given dtypes, from one buffer (see `buffers`)."""
+    return carve([((m, n), dt) for dt in dtypes])
+
 
 W_RHO = 0  # w = (n, n-1, ..., 1)
 W_TOPK = 1  # w = (1, ..., 1, 0, ..., 0) with k ones
 
 
+def _scratch(m, n, parallel):
+    """Scratch for each chunk of rows: 7 rows of floats (s, w or sign, ones, u, d, alpha,
+    beta) and PAV's workspace."""
+    nc = chunks(m) if parallel else 1
+    f, start, cog, st = carve([((nc, 7, n), np.float64)] + workspace_specs(nc, n))
+    return f, start, cog, st
+
+
 @njit
-def _scratch(n):
-    """Per-chunk scratch: 7 rows of floats (s, w or sign, ones, u, d, alpha, beta) and PAV's."""
-    f = np.empty((7, n))
-    f[2, :] = 1.0
-    return f, workspace(n)
+def _chunk_scratch(f, start, cog, st, ch):
+    fc = f[ch]
+    fc[2, :] = 1.0
+    return fc, (start[ch], cog[ch], st[ch])
 
 
 @njit
@@ -87,18 +101,20 @@ def _zside_row(x, perm, reverse, scale, mag, w, winv, kind, r, lam,
 
 @njit(parallel=True)
 def _zside_par(x, perm, reverse, scale, mag, w, winv, kind, r, lam, y, in_perm, block, a, b, c,
-               nc):
-    m, n = x.shape
+               f, start, cog, st):
+    m = x.shape[0]
+    nc = f.shape[0]
     for ch in prange(nc):
-        scr = _scratch(n)
+        scr = _chunk_scratch(f, start, cog, st, ch)
         for row in range(ch * m // nc, (ch + 1) * m // nc):
             _zside_row(x[row], perm[row], reverse, scale, mag, w, winv, kind, r, lam,
                        y[row], in_perm[row], block[row], a[row], b[row], c[row], scr)
 
 
 @njit
-def _zside_ser(x, perm, reverse, scale, mag, w, winv, kind, r, lam, y, in_perm, block, a, b, c):
-    scr = _scratch(x.shape[1])
+def _zside_ser(x, perm, reverse, scale, mag, w, winv, kind, r, lam, y, in_perm, block, a, b, c,
+               f, start, cog, st):
+    scr = _chunk_scratch(f, start, cog, st, 0)
     for row in range(x.shape[0]):
         _zside_row(x[row], perm[row], reverse, scale, mag, w, winv, kind, r, lam,
                    y[row], in_perm[row], block[row], a[row], b[row], c[row], scr)
@@ -111,11 +127,8 @@ def zside(x, perm, reverse, scale, *, mag=False, w_mode=W_RHO, k=0, kind=0, r=1.
     """
     m, n = x.shape
     y = np.empty((m, n))
-    in_perm = np.empty((m, n), np.int64)
-    block = np.empty((m, n), np.int32)
-    a = np.empty((m, n))
-    b = np.empty((m, n))
-    c = np.empty((m, n))
+    in_perm, block, a, b, c = residual_arrays(m, n, (np.int64, np.int32, np.float64, np.float64,
+                                                     np.float64))
     # w is the same for every row: built once, with phi^-1(w) for the p-norm singletons.
     w = np.arange(n, 0, -1.0) if w_mode == W_RHO else (np.arange(n) < k).astype(np.float64)
     winv = np.empty(0)
@@ -125,10 +138,8 @@ def zside(x, perm, reverse, scale, *, mag=False, w_mode=W_RHO, k=0, kind=0, r=1.
         winv = w ** (1.0 / r)
     args = (x, perm, bool(reverse), float(scale), bool(mag), w, winv, int(kind), float(r),
             float(lam), y, in_perm, block, a, b, c)
-    if use_parallel(m, n):
-        _zside_par(*args, chunks(m))
-    else:
-        _zside_ser(*args)
+    par = use_parallel(m, n)
+    (_zside_par if par else _zside_ser)(*args, *_scratch(m, n, par))
     return y, BlockJacobian(in_perm, in_perm, block, a, b, c)
 
 
@@ -162,18 +173,21 @@ def _wside_row(x, perm, reverse, negate, scale, kind, r, y, in_perm, block, b, c
 
 
 @njit(parallel=True)
-def _wside_par(x, perm, reverse, negate, scale, kind, r, y, in_perm, block, b, c, nc):
-    m, n = x.shape
+def _wside_par(x, perm, reverse, negate, scale, kind, r, y, in_perm, block, b, c,
+               f, start, cog, st):
+    m = x.shape[0]
+    nc = f.shape[0]
     for ch in prange(nc):
-        scr = _scratch(n)
+        scr = _chunk_scratch(f, start, cog, st, ch)
         for row in range(ch * m // nc, (ch + 1) * m // nc):
             _wside_row(x[row], perm[row], reverse, negate, scale, kind, r,
                        y[row], in_perm[row], block[row], b[row], c[row], scr)
 
 
 @njit
-def _wside_ser(x, perm, reverse, negate, scale, kind, r, y, in_perm, block, b, c):
-    scr = _scratch(x.shape[1])
+def _wside_ser(x, perm, reverse, negate, scale, kind, r, y, in_perm, block, b, c,
+               f, start, cog, st):
+    scr = _chunk_scratch(f, start, cog, st, 0)
     for row in range(x.shape[0]):
         _wside_row(x[row], perm[row], reverse, negate, scale, kind, r,
                    y[row], in_perm[row], block[row], b[row], c[row], scr)
@@ -183,17 +197,14 @@ def wside(x, perm, reverse, negate, scale, *, kind=0, r=1.0):
     """Soft sort of the rows of ``x``: ``w = -+x`` sorted descending, ``z = scale * rho``."""
     m, n = x.shape
     y = np.empty((m, n))
-    in_perm = np.empty((m, n), np.int64)
-    block = np.empty((m, n), np.int32)
-    b = np.empty((m, n))
-    c = np.empty((m, n))
+    in_perm, block, a, b, c = residual_arrays(m, n, (np.int64, np.int32, np.float64, np.float64,
+                                                     np.float64))
+    a.fill(0.0)
     args = (x, perm, bool(reverse), bool(negate), float(scale), int(kind), float(r),
             y, in_perm, block, b, c)
-    if use_parallel(m, n):
-        _wside_par(*args, chunks(m))
-    else:
-        _wside_ser(*args)
-    return y, BlockJacobian(in_perm, None, block, np.zeros((m, n)), b, c)
+    par = use_parallel(m, n)
+    (_wside_par if par else _wside_ser)(*args, *_scratch(m, n, par))
+    return y, BlockJacobian(in_perm, None, block, a, b, c)
 
 
 __all__ = ["zside", "wside", "W_RHO", "W_TOPK", "KIND_MAG"]

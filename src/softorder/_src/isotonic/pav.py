@@ -39,6 +39,7 @@ import numpy as np
 from numba import prange
 
 from .._numba import njit
+from ..buffers import carve
 
 KIND_L2 = 0
 KIND_KL = 1
@@ -178,16 +179,17 @@ def _mean_merge(ma, mb, na, nb):
     return ma + (mb - ma) * (nb / (na + nb))
 
 
-@njit
-def workspace(n):
-    """Scratch for `_pav_row` on rows of length at most ``n``: allocate once, reuse per row."""
-    return np.empty(n + 1, np.int64), np.empty((3, n), np.float64), np.empty((n, 5), np.float64)
+def workspace_specs(nc, n):
+    """Shapes of `_pav_row`'s scratch for ``nc`` chunks of rows of length ``n`` (block starts,
+    centers/offsets/values, statistics): allocated once per call, reused row after row."""
+    return [((nc, n + 1), np.int64), ((nc, 3, n), np.float64), ((nc, n, 5), np.float64)]
 
 
 @njit
 def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, winv, ws):
     """PAV on one row. ``winv``: phi^-1(w) precomputed (p-norm), or an empty array.
-    ``ws``: a `workspace` for rows at least this long (scratch, overwritten)."""
+    ``ws``: scratch ``(start, cog, st)`` shaped as in `workspace_specs` for rows at least
+    this long (overwritten)."""
     n = s.shape[0]
     if n == 0:
         return
@@ -441,18 +443,19 @@ def chunks(m):
 
 
 @njit(parallel=True)
-def _pav_batch_par(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, nc):
-    m, n = s.shape
+def _pav_batch_par(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, start, cog, st):
+    m = s.shape[0]
+    nc = start.shape[0]
     for ch in prange(nc):
-        ws = workspace(n)
+        ws = (start[ch], cog[ch], st[ch])
         for row in range(ch * m // nc, (ch + 1) * m // nc):
             _pav_row(s[row], w[row], cw[row], kind, r, lam, write_v,
                      out[row], d[row], alpha[row], beta[row], block[row], np.empty(0), ws)
 
 
 @njit
-def _pav_batch_ser(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block):
-    ws = workspace(s.shape[1])
+def _pav_batch_ser(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, start, cog, st):
+    ws = (start[0], cog[0], st[0])
     for row in range(s.shape[0]):
         _pav_row(s[row], w[row], cw[row], kind, r, lam, write_v,
                  out[row], d[row], alpha[row], beta[row], block[row], np.empty(0), ws)
@@ -473,8 +476,7 @@ def pav_batch(s, w, cw, kind, r, lam, write_v, need_beta):
     beta = np.empty((m, n) if need_beta else (m, 0))
     block = np.empty((m, n), np.int32)
     args = (s, w, cw, int(kind), float(r), float(lam), bool(write_v), out, d, alpha, beta, block)
-    if use_parallel(m, n):
-        _pav_batch_par(*args, chunks(m))
-    else:
-        _pav_batch_ser(*args)
+    par = use_parallel(m, n)
+    ws = carve(workspace_specs(chunks(m) if par else 1, n))
+    (_pav_batch_par if par else _pav_batch_ser)(*args, *ws)
     return out, d, alpha, beta, block
