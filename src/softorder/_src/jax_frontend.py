@@ -97,11 +97,7 @@ def _as_float(x, name="x"):
     """A floating jax array (or tracer); NumPy arrays and lists are checked as NumPy does."""
     if isinstance(x, (jax.Array, jax.core.Tracer)):
         if x.dtype not in _FLOAT_DTYPES:
-            raise TypeError(
-                f"{name} must have a floating dtype (float16, bfloat16, float32 or float64); got "
-                f"dtype {x.dtype} with shape {x.shape}. Cast it first, e.g. "
-                f"{name}.astype(jnp.float32)."
-            )
+            raise V.float_dtype_error(name, x.dtype, x.shape, f"{name}.astype(jnp.float32)")
         return x
     if hasattr(x, "dtype") and str(x.dtype) == "bfloat16":
         return jnp.asarray(x)
@@ -121,11 +117,9 @@ def _from_rows(y2, shape, ax, dtype):
 
 def _static_number(value, name):
     if isinstance(value, jax.core.Tracer):
-        raise TypeError(
-            f"{name} must be a Python number, not a traced array ({value!r}): softorder.jax "
-            "does not differentiate with respect to it. Mark it static (e.g. "
-            "jax.jit(..., static_argnames=...)) or pass float(...)."
-        )
+        raise V.static_number_error(
+            name, value, "softorder.jax", "a traced array",
+            "Mark it static (e.g. jax.jit(..., static_argnames=...)) or pass float(...).")
     return value
 
 

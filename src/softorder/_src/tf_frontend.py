@@ -98,11 +98,7 @@ def _as_float_tensor(x, name="x"):
     if isinstance(x, (tf.Tensor, tf.Variable)) or tf.is_tensor(x):
         x = tf.convert_to_tensor(x)
         if x.dtype not in _FLOAT_DTYPES:
-            raise TypeError(
-                f"{name} must have a floating dtype (float16, bfloat16, float32 or float64); got "
-                f"dtype {x.dtype.name} with shape {x.shape}. Cast it first, e.g. "
-                f"tf.cast({name}, tf.float32)."
-            )
+            raise V.float_dtype_error(name, x.dtype.name, x.shape, f"tf.cast({name}, tf.float32)")
         return x
     return tf.convert_to_tensor(V.as_float_array(x, name))
 
@@ -307,10 +303,7 @@ def _check_jit(name):
 def _static_number(value, name):
     """Hyperparameters are Python numbers: a tensor would be silently non-differentiable."""
     if tf.is_tensor(value) or isinstance(value, tf.Variable):
-        raise TypeError(
-            f"{name} must be a Python number, not a tensor ({value!r}): softorder.tensorflow "
-            "does not differentiate with respect to it. Pass float(...) if it is a constant."
-        )
+        raise V.static_number_error(name, value, "softorder.tensorflow")
     return value
 
 

@@ -420,11 +420,7 @@ def _as_float_tensor(x, name="x"):
     if isinstance(x, torch.Tensor):
         if x.dtype not in _FLOATS:
             kind = "complex" if x.is_complex() else "non-floating"
-            raise TypeError(
-                f"{name} must have a floating dtype (float16, bfloat16, float32 or float64); got "
-                f"{kind} dtype {x.dtype} with shape {tuple(x.shape)}. Cast it first, e.g. "
-                f"{name}.float()."
-            )
+            raise V.float_dtype_error(name, x.dtype, x.shape, f"{name}.float()", kind)
         return x
     return torch.as_tensor(V.as_float_array(x, name))
 
@@ -432,10 +428,7 @@ def _as_float_tensor(x, name="x"):
 def _static_number(value, name):
     """Hyperparameters are Python numbers: a tensor would be silently non-differentiable."""
     if isinstance(value, torch.Tensor):
-        raise TypeError(
-            f"{name} must be a Python number, not a tensor ({value!r}): softorder.torch does not "
-            "differentiate with respect to it. Pass float(...) if it is a constant."
-        )
+        raise V.static_number_error(name, value, "softorder.torch")
     return value
 
 

@@ -95,3 +95,28 @@ def check_positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer; got {value!r}.")
     return int(value)
+
+
+# The framework front ends' boundary errors, one wording for all.
+
+
+def float_dtype_error(name, dtype, shape, cast, kind=""):
+    """The TypeError for a framework tensor of a non-floating dtype (``cast``: how to fix it)."""
+    try:
+        shape = tuple(shape)
+    except (TypeError, ValueError):  # a TensorShape of unknown rank
+        pass
+    return TypeError(
+        f"{name} must have a floating dtype (float16, bfloat16, float32 or float64); got "
+        f"{kind + ' ' if kind else ''}dtype {dtype} with shape {shape}. Cast it first, "
+        f"e.g. {cast}."
+    )
+
+
+def static_number_error(name, value, module, what="a tensor", fix="Pass float(...) if it is a "
+                        "constant."):
+    """The TypeError for a hyperparameter given as a tensor: it would get no gradient."""
+    return TypeError(
+        f"{name} must be a Python number, not {what} ({value!r}): {module} does not "
+        f"differentiate with respect to it. {fix}"
+    )
