@@ -433,29 +433,11 @@ def _static_number(value, name):
 
 
 def _check_strength(value, name="regularization_strength"):
-    """`validation.check_strength` (same messages) without ``math.isfinite``, which Dynamo
-    cannot trace on the symbolic floats of ``torch.compile(dynamic=True)``."""
-    value = _static_number(value, name)
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a positive number; got {value!r}.") from None
-    if not (v > 0 and v < math.inf):
-        raise ValueError(f"{name} must be positive and finite; got {value!r}.")
-    return v
+    return V.check_strength(_static_number(value, name), name)
 
 
 def _check_p(p, name="p"):
-    """`validation.check_p` (same messages), traceable as `_check_strength`."""
-    p = _static_number(p, name)
-    try:
-        v = float(p)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number > 1; got {p!r}.") from None
-    if not (v > 1 and v < math.inf):
-        raise ValueError(
-            f"{name} must be > 1 and finite (p = 2 is quadratic, p = 4/3 smooth); got {p!r}.")
-    return v
+    return V.check_p(_static_number(p, name), name)
 
 
 def _run(x, dim, spec, exact2):

@@ -47,7 +47,9 @@ def check_strength(value, name="regularization_strength"):
         v = float(value)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a positive number; got {value!r}.") from None
-    if not (v > 0 and math.isfinite(v)):
+    # `v < inf` rather than math.isfinite: Dynamo traces it on the symbolic floats of
+    # torch.compile(dynamic=True); NaN fails `v > 0`.
+    if not (v > 0 and v < math.inf):
         raise ValueError(f"{name} must be positive and finite; got {value!r}.")
     return v
 
@@ -65,7 +67,7 @@ def check_p(p, name="p"):
         v = float(p)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a number > 1; got {p!r}.") from None
-    if not (v > 1 and math.isfinite(v)):
+    if not (v > 1 and v < math.inf):  # as in check_strength
         raise ValueError(f"{name} must be > 1 and finite (p = 2 is quadratic, p = 4/3 smooth); got {p!r}.")
     return v
 
