@@ -25,11 +25,11 @@ lint: install
 # TensorFlow tests run in a pytest process of their own.
 test: install lint
 	$(BIN)/python -m pytest -q -n 2 tests --ignore=tests/tf \
-		--doctest-modules src/softorder/_src/ops.py src/softorder/_src/isotonic/api.py \
-		src/softorder/_src/torch_frontend.py src/softorder/_src/torch_modules.py \
-		src/softorder/torchsort.py src/softorder/_src/jax_frontend.py
+		--doctest-modules src/softorder/_src/core/ops.py src/softorder/_src/core/isotonic_api.py \
+		src/softorder/_src/frontends/torch/frontend.py src/softorder/_src/frontends/torch/modules.py \
+		src/softorder/torchsort.py src/softorder/_src/frontends/jax/frontend.py
 	$(BIN)/python -m pytest -q -n 2 tests/tf \
-		--doctest-modules src/softorder/_src/tf_frontend.py src/softorder/_src/tf_layers.py
+		--doctest-modules src/softorder/_src/frontends/tensorflow/frontend.py src/softorder/_src/frontends/tensorflow/layers.py
 
 # The comparison baselines go into the benchmark environment only, never into softorder's
 # dependencies: OTT-JAX (pure Python), and torchsort, whose C++ extension builds on a CPU-only

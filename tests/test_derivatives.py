@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from softorder._src.jacobian import jvp_rows, jvp_rows_reference
+from softorder._src.core.jacobian import jvp_rows, jvp_rows_reference
 from softorder.numpy import (
     jvp,
     project_permutahedron_fwd,

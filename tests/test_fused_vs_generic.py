@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from softorder._src import ops
-from softorder._src.backend import NumpyBackend
-from softorder._src.jacobian import jvp_rows, vjp_rows
+from softorder._src.core import ops
+from softorder._src.core.backend import NumpyBackend
+from softorder._src.core.jacobian import jvp_rows, vjp_rows
 
 GENERIC = NumpyBackend()  # not the NUMPY singleton: takes the backend-generic path
 X = np.random.default_rng(9).normal(size=(6, 11))

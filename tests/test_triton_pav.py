@@ -48,7 +48,7 @@ if not INNER:
         pytest.importorskip("triton")
         code = (
             "import warnings; warnings.simplefilter('ignore')\n"
-            "from softorder._src import triton_pav as T\n"
+            "from softorder._src.isotonic import triton_pav as T\n"
             "for args in [(T.KIND_KL, 1.0, False, True, 'fp32'), (T.KIND_PNORM, 3.0),\n"
             "             (T.KIND_MAG, 2.0, True)]:\n"
             "    k = T._compile_cuda(*args)\n"
@@ -65,13 +65,14 @@ if not INNER:
         code = (
             "import sys, torch\n"
             "import softorder, softorder.numpy\n"
-            "from softorder._src import ops, torch_backend\n"
+            "from softorder._src.core import ops\n"
+            "from softorder._src.frontends.torch import backend as torch_backend\n"
             "x = torch.randn(2, 5, dtype=torch.float64)\n"
             "ops.soft_topk_mask_rows(x, 2, xp=torch_backend.TORCH)\n"
             "assert 'triton' not in sys.modules\n"
-            "assert 'softorder._src.triton_pav' not in sys.modules\n"
+            "assert 'softorder._src.isotonic.triton_pav' not in sys.modules\n"
             "print('lazy')\n"
-            "from softorder._src import triton_pav as T\n"
+            "from softorder._src.isotonic import triton_pav as T\n"
             "assert not T.is_interpreted()\n"
             "try:\n"
             "    T.pav_batch_triton(x, x, x + 1, T.KIND_L2, 1.0, 1.0, False, False)\n"
@@ -86,12 +87,12 @@ if not INNER:
 else:
     import torch
 
-    from softorder._src import ops
-    from softorder._src import triton_pav as T
-    from softorder._src.backend import NUMPY
+    from softorder._src.core import ops
+    from softorder._src.core.backend import NUMPY
+    from softorder._src.core.jacobian import jvp_rows, vjp_rows
+    from softorder._src.frontends.torch.backend import TorchBackend, jvp_rows_torch, vjp_rows_torch
     from softorder._src.isotonic import pav as P
-    from softorder._src.jacobian import jvp_rows, vjp_rows
-    from softorder._src.torch_backend import TorchBackend, jvp_rows_torch, vjp_rows_torch
+    from softorder._src.isotonic import triton_pav as T
 
     TRITON = TorchBackend(pav="triton")
     NAMES = ("out", "d", "alpha", "beta", "block")

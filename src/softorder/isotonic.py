@@ -1,6 +1,6 @@
 """Isotonic regression solvers (PAV for l2/kl/p-norm/magnitude, Dykstra), batched over rows."""
 
-from ._src.isotonic.api import (
+from ._src.core.isotonic_api import (
     DykstraResult,
     IsotonicResult,
     isotonic_dykstra,

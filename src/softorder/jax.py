@@ -3,7 +3,7 @@
 Importing this module imports JAX (not torch, Triton or TensorFlow). See docs/jax.md.
 """
 
-from ._src.jax_frontend import (
+from ._src.frontends.jax.frontend import (
     BACKENDS,
     IsotonicResult,
     default_backend,

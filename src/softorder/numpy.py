@@ -1,6 +1,6 @@
 """The NumPy API: soft sort, rank and top-k, their hard limits, and O(n) JVP/VJP."""
 
-from ._src.ops import (
+from ._src.core.ops import (
     Residuals,
     hard_rank,
     hard_sort,

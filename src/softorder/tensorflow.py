@@ -3,7 +3,7 @@
 Importing this module imports TensorFlow (not torch, Triton or JAX). See docs/tensorflow.md.
 """
 
-from ._src.tf_frontend import (
+from ._src.frontends.tensorflow.frontend import (
     IsotonicResult,
     isotonic_regression,
     soft_rank,
@@ -11,7 +11,7 @@ from ._src.tf_frontend import (
     soft_topk_magnitude,
     soft_topk_mask,
 )
-from ._src.tf_layers import SoftRank, SoftSort, SoftTopKMagnitude, SoftTopKMask
+from ._src.frontends.tensorflow.layers import SoftRank, SoftSort, SoftTopKMagnitude, SoftTopKMask
 
 __all__ = [
     "soft_sort",

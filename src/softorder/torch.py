@@ -2,7 +2,7 @@
 ``torch.func`` and ``torch.compile``. Importing it imports torch (not Triton). See docs/torch.md.
 """
 
-from ._src.torch_frontend import (
+from ._src.frontends.torch.frontend import (
     IsotonicResult,
     hard_rank,
     hard_sort,
@@ -14,7 +14,7 @@ from ._src.torch_frontend import (
     soft_topk_magnitude,
     soft_topk_mask,
 )
-from ._src.torch_modules import SoftRank, SoftSort, SoftTopKMagnitude, SoftTopKMask
+from ._src.frontends.torch.modules import SoftRank, SoftSort, SoftTopKMagnitude, SoftTopKMask
 
 __all__ = [
     "soft_sort",

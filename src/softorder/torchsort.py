@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from ._src import torch_frontend as _F
+from ._src.frontends.torch import frontend as _F
 
 __all__ = ["soft_rank", "soft_sort"]
 

@@ -9,9 +9,9 @@ from numpy.testing import assert_allclose
 
 import softorder.jax as sj
 import softorder.numpy as snp
+from softorder._src.frontends.jax.backend import dykstra_jax, find_blocks
 from softorder._src.isotonic import pav
 from softorder._src.isotonic.dykstra import dykstra_decreasing
-from softorder._src.jax_backend import dykstra_jax, find_blocks
 
 
 @pytest.mark.parametrize("name", ALL_CASES)
@@ -61,7 +61,7 @@ def test_block_merging_pav_finds_the_numba_blocks(kind, r, rng):
     ref = pav.pav_batch(s, w, cw, kind, r, 0.7, False, False)
     got = find_blocks(jnp.asarray(s), jnp.asarray(w), jnp.asarray(cw), kind, r, 0.7)
     np.testing.assert_array_equal(np.asarray(got), ref[4])
-    from softorder._src.jax_backend import JAX
+    from softorder._src.frontends.jax.backend import JAX
 
     out = JAX.pav(jnp.asarray(s), jnp.asarray(w), jnp.asarray(cw), kind, r, 0.7, False, False)
     for a, b in zip(out[:3], ref[:3]):

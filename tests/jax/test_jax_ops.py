@@ -45,7 +45,7 @@ def test_jit_and_nested_vmap_equal_a_python_loop(backend, rng):
 
 
 def test_callback_under_vmap_is_one_batched_call(rng, monkeypatch):
-    from softorder._src import jax_frontend
+    from softorder._src.frontends.jax import frontend as jax_frontend
 
     calls = []
     orig = jax_frontend._numpy_rows

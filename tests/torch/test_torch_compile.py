@@ -50,7 +50,7 @@ def test_compiled_module_in_a_training_step():
 
 def test_custom_operators_pass_opcheck():
     # Schema, fake (meta) kernels, aliasing and autograd registration checked by torch itself.
-    from softorder._src import torch_frontend as F
+    from softorder._src.frontends.torch import frontend as F
 
     x = torch.randn(3, 7, dtype=torch.float64)
     for args in [("rank", 0, 0.5, False, "kl", 4 / 3, "pav", 1, 0.0),

@@ -42,7 +42,7 @@ else:
     import softorder.isotonic as siso
     import softorder.numpy as snp
     import softorder.torch as st
-    from softorder._src import torch_frontend as F
+    from softorder._src.frontends.torch import frontend as F
 
     CASES = [
         ("soft_rank", (), dict(regularization="l2", regularization_strength=0.7)),
@@ -58,7 +58,7 @@ else:
         x = torch.zeros(2, 3)
         assert F._device_path(x)
         st.soft_rank(x)
-        from softorder._src import triton_pav
+        from softorder._src.isotonic import triton_pav
 
         assert triton_pav.is_interpreted()
 

@@ -40,14 +40,8 @@ from numba import prange
 
 from .._numba import njit
 from ..buffers import carve
-
-KIND_L2 = 0
-KIND_KL = 1
-KIND_PNORM = 2
-KIND_MAG = 3
-
-# p > 2 has phi'(0) = inf; derivative weights are capped there (see _dphi).
-_D_CAP = 1e8
+from .regularizers import D_CAP as _D_CAP
+from .regularizers import KIND_KL, KIND_L2, KIND_MAG, KIND_PNORM, NEWTON_MAX_ITER, NEWTON_RTOL
 
 
 @njit(inline="always")
@@ -141,7 +135,7 @@ def _solve_block(s, start, end, c, wsum, r, lam, mag, lo, hi):
     if not (lo <= hi):
         lo, hi = hi, lo
     g = 0.5 * (lo + hi)
-    for _ in range(200):
+    for _ in range(NEWTON_MAX_ITER):
         f = 0.0
         fp = 0.0
         for i in range(start, end):
@@ -165,7 +159,7 @@ def _solve_block(s, start, end, c, wsum, r, lam, mag, lo, hi):
             gn = 0.5 * (lo + hi)
         if not (lo < gn < hi):
             gn = 0.5 * (lo + hi)
-        tol = 1e-15 * max(abs(g), abs(gn), 1e-300)
+        tol = NEWTON_RTOL * max(abs(g), abs(gn), 1e-300)
         if abs(gn - g) <= tol or hi - lo <= tol:
             return gn
         g = gn

@@ -38,12 +38,12 @@ import math
 import numpy as np
 import torch
 
-from . import ops
-from . import validation as V
-from .backend import NUMPY
-from .isotonic import pav as _pav
-from .jacobian import BlockJacobian, jvp_rows, vjp_rows
-from .torch_backend import TORCH, jvp_rows_torch, vjp_rows_torch
+from ...core import ops
+from ...core import validation as V
+from ...core.backend import NUMPY
+from ...core.jacobian import BlockJacobian, jvp_rows, vjp_rows
+from ...isotonic import pav as _pav
+from .backend import TORCH, jvp_rows_torch, vjp_rows_torch
 
 __all__ = [
     "soft_sort",

@@ -19,10 +19,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..isotonic import pav
 from . import fused
 from . import validation as V
 from .backend import NUMPY
-from .isotonic import pav
 from .jacobian import BlockJacobian, jvp_rows, vjp_rows
 from .projection import exponent_r, kind_for, phi, project_rows, scale_input
 

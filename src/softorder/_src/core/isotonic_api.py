@@ -12,9 +12,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import validation as V
-from . import pav
-from .dykstra import dykstra_decreasing
+from ..isotonic import pav
+from ..isotonic.dykstra import dykstra_decreasing
+from . import validation as V
 
 
 class IsotonicResult(NamedTuple):
@@ -122,7 +122,7 @@ def isotonic_pnorm(s, w, *, p=4 / 3, axis=-1):
     a closed form for ``p = 2``, a cubic with additive moments for ``p = 4/3``, a safeguarded
     Newton solve otherwise.
     """
-    from ..projection import exponent_r
+    from .projection import exponent_r
 
     s, ax, s2, w2, shape = _inputs(s, w, axis)
     r = exponent_r(V.check_p(p))
@@ -139,7 +139,7 @@ def isotonic_magnitude(s, w, *, p=4 / 3, regularization_strength=1.0, axis=-1):
         \min_{v_1 \ge \dots \ge v_n} \sum_i R^*(s_i - v_i) + \tfrac12 w_i v_i^2,
         \qquad \sum_B \phi(s_i - v_B) = v_B \sum_B w_i \text{ on each block}.
     """
-    from ..projection import exponent_r
+    from .projection import exponent_r
 
     s, ax, s2, w2, shape = _inputs(s, w, axis)
     r = exponent_r(V.check_p(p))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from . import torch_frontend as F
+from . import frontend as F
 
 __all__ = ["SoftSort", "SoftRank", "SoftTopKMask", "SoftTopKMagnitude"]
 

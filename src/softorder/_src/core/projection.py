@@ -8,8 +8,8 @@ strength is applied by the callers (``P_{R/eps}(z, w) = P_R(z / eps, w)`` for ev
 
 from __future__ import annotations
 
+from ..isotonic import pav
 from .backend import NUMPY
-from .isotonic import pav
 from .jacobian import BlockJacobian
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from . import tf_frontend as F
+from . import frontend as F
 
 __all__ = ["SoftSort", "SoftRank", "SoftTopKMask", "SoftTopKMagnitude"]
 

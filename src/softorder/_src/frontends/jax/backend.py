@@ -32,13 +32,14 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .isotonic import pav as _pav
+from ...isotonic import pav as _pav
+from ...isotonic.regularizers import D_CAP, NEWTON_MAX_ITER
 
 __all__ = ["JaxBackend", "JAX", "ReplayBackend", "find_blocks", "finalize", "dykstra_jax",
            "segment_ids", "block_sum", "inverse_perm", "match_vma"]
 
-_D_CAP = _pav._D_CAP  # noqa: SLF001 - the same cap on phi'(0) as the Numba kernel
-_NEWTON_MAX_ITER = 100
+_D_CAP = D_CAP
+_NEWTON_MAX_ITER = NEWTON_MAX_ITER
 
 
 # --------------------------------------------------------------------------------------------

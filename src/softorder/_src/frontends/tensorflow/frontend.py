@@ -29,11 +29,11 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.eager import record  # noqa: PLC2701 - forward-mode recording
 
-from . import ops
-from . import validation as V
-from .isotonic import pav
-from .isotonic.dykstra import block_alpha
-from .jacobian import segment_ids
+from ...core import ops
+from ...core import validation as V
+from ...core.jacobian import segment_ids
+from ...isotonic import pav
+from ...isotonic.dykstra import block_alpha
 
 __all__ = [
     "soft_sort",

@@ -43,10 +43,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import ops
-from . import validation as V
-from .isotonic import pav
-from .jax_backend import (
+from ...core import ops
+from ...core import validation as V
+from ...core.projection import exponent_r
+from ...isotonic import pav
+from .backend import (
     JAX,
     ReplayBackend,
     block_sum,
@@ -55,7 +56,6 @@ from .jax_backend import (
     match_vma,
     segment_ids,
 )
-from .projection import exponent_r
 
 __all__ = [
     "soft_sort",

@@ -23,8 +23,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import prange
 
-from ._numba import njit
-from .isotonic.pav import use_parallel
+from .._numba import njit
+from ..isotonic.pav import use_parallel
 
 
 class BlockJacobian(NamedTuple):

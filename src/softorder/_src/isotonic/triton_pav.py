@@ -50,11 +50,12 @@ if "tensorflow" in sys.modules and "triton" not in sys.modules:  # pragma: no co
 import triton  # noqa: E402
 import triton.language as tl  # noqa: E402
 
-from .isotonic.pav import _D_CAP, KIND_KL, KIND_L2, KIND_MAG, KIND_PNORM
+from .regularizers import D_CAP as _D_CAP
+from .regularizers import KIND_KL, KIND_L2, KIND_MAG, KIND_PNORM
+from .regularizers import NEWTON_MAX_ITER as _NEWTON_MAX_ITER
 
 __all__ = ["pav_batch_triton", "is_interpreted", "KIND_L2", "KIND_KL", "KIND_PNORM", "KIND_MAG"]
 
-_NEWTON_MAX_ITER = 200
 
 
 # --------------------------------------------------------------------------------------------
@@ -537,7 +538,7 @@ def pav_batch_triton(s, w, cw, kind, r, lam, write_v, need_beta, *, block_size=N
     if dev.type == "cpu" and not is_interpreted():
         raise RuntimeError(
             "pav_batch_triton got CPU tensors but Triton is not in interpreter mode: set "
-            "TRITON_INTERPRET=1 before softorder._src.triton_pav is imported, or use the Numba "
+            "TRITON_INTERPRET=1 before softorder._src.isotonic.triton_pav is imported, or use the Numba "
             "kernel (softorder._src.isotonic.pav.pav_batch) on CPU."
         )
     m, n = s.shape

@@ -19,8 +19,8 @@ Triton is imported only when a PAV actually runs through it.
 
 Example:
   >>> import torch
-  >>> from softorder._src import ops
-  >>> from softorder._src.torch_backend import TORCH
+  >>> from softorder._src.core import ops
+  >>> from softorder._src.frontends.torch.backend import TORCH
   >>> x = torch.tensor([[5.0, 1.0, 2.0]], dtype=torch.float64)
   >>> y, jac = ops.soft_rank_rows(x, 2.0, xp=TORCH)
   >>> y
@@ -36,8 +36,8 @@ import warnings
 import numpy as np
 import torch
 
-from .isotonic import pav as _pav
-from .jacobian import BlockJacobian
+from ...core.jacobian import BlockJacobian
+from ...isotonic import pav as _pav
 
 __all__ = ["TorchBackend", "TORCH", "jvp_rows_torch", "vjp_rows_torch", "dykstra_torch",
            "block_alpha_torch"]
@@ -49,7 +49,7 @@ def _interpret_requested() -> bool:
     """``TRITON_INTERPRET=1`` is set and the kernel is (or will be) decorated under it."""
     if os.environ.get("TRITON_INTERPRET", "0") != "1":
         return False
-    mod = sys.modules.get(__package__ + ".triton_pav")
+    mod = sys.modules.get("softorder._src.isotonic.triton_pav")
     return mod is None or mod.is_interpreted()
 
 
@@ -68,7 +68,7 @@ def _pav_numba(s, w, cw, kind, r, lam, write_v, need_beta):
 
 
 def _pav_triton(s, w, cw, kind, r, lam, write_v, need_beta):
-    from . import triton_pav  # lazy: imports triton
+    from ...isotonic import triton_pav  # lazy: imports triton
 
     return triton_pav.pav_batch_triton(s, w, cw, kind, float(r), float(lam), write_v, need_beta)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .isotonic import pav as _pav
-from .isotonic.dykstra import block_alpha as _block_alpha
-from .isotonic.dykstra import dykstra_decreasing
+from ..isotonic import pav as _pav
+from ..isotonic.dykstra import block_alpha as _block_alpha
+from ..isotonic.dykstra import dykstra_decreasing
 
 
 class NumpyBackend:

@@ -17,9 +17,9 @@ import math
 import numpy as np
 from numba import prange
 
-from ._numba import njit
-from .buffers import carve
-from .isotonic.pav import (
+from .._numba import njit
+from ..buffers import carve
+from ..isotonic.pav import (
     KIND_KL,
     KIND_MAG,
     KIND_PNORM,

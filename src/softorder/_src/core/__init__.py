@@ -1,0 +1,1 @@
+"""The core: backend interface, projections, the BlockJacobian map, operators, NumPy API."""

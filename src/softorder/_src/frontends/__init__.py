@@ -1,0 +1,1 @@
+"""Framework front ends: registration code only (custom ops, custom_jvp, custom_gradient)."""
