@@ -1,18 +1,64 @@
 """Array backends: the few primitives the row-level operators are written in.
 
-The operators in `ops.py` and `projection.py` are written once against this interface; NumPy
+The operators (`registry`), the projections (`projection`), the derivative map
+(`jacobian.apply`) and Dykstra are written once against the `Backend` protocol below; NumPy
 (with the Numba kernels) is the reference backend, and the framework front ends provide their
-own (``torch`` on CUDA with Triton, pure ``jnp`` on accelerators) with the same methods. Every
-array is ``[m, n]``; ``take``/``put`` act along the last axis.
+own (torch with Triton, pure ``jnp``) with the same methods. Every array is ``[m, n]`` (rows);
+``take``/``put``/``segment_sum`` act along the last axis and keep the row axis, so a batch
+sharded over rows stays sharded.
 """
 
 from __future__ import annotations
+
+from typing import Any, Protocol
 
 import numpy as np
 
 from ..isotonic import pav as _pav
 from ..isotonic.dykstra import block_alpha as _block_alpha
 from ..isotonic.dykstra import dykstra_decreasing
+
+Array = Any  # an [m, n] array of the backend's own type (ndarray, torch.Tensor, jax.Array, ...)
+
+
+class Backend(Protocol):
+    """The primitives the core is written in (one implementation per array library)."""
+
+    name: str
+
+    def argsort_desc(self, a: Array) -> Array:
+        """Per-row permutation sorting ``a`` in descending order (NaN last)."""
+
+    def take(self, a: Array, idx: Array) -> Array:
+        """``a[row, idx[row, k]]`` (a gather along the last axis)."""
+
+    def put(self, vals: Array, idx: Array) -> Array:
+        """``out[row, idx[row, k]] = vals[row, k]`` for a permutation ``idx`` (a scatter)."""
+
+    def segment_sum(self, vals: Array, block: Array) -> Array:
+        """At each position, the sum of ``vals`` over its block (integer ids, per row)."""
+
+    def pav(self, s: Array, w: Array, cw: Array, kind: int, r: float, lam: float,
+            write_v: bool, need_beta: bool) -> tuple[Array, Array, Array, Array, Array]:
+        """Decreasing isotonic regression (`isotonic.pav`): ``(out, d, alpha, beta, block)``."""
+
+    def dykstra(self, y: Array, weights: Array, max_iter: int, tol: float) -> tuple[Array, Array]:
+        """Weighted l2 decreasing isotonic regression by Dykstra: ``(solution, block)``."""
+
+    def block_alpha(self, block: Array, weights: Array) -> Array:
+        """``weights / (block sum of weights)``."""
+
+    def rho(self, like: Array) -> Array: ...
+    def topk_weights(self, like: Array, k: int) -> Array: ...
+    def identity_perm(self, like: Array) -> Array: ...
+    def log(self, a: Array) -> Array: ...
+    def exp(self, a: Array) -> Array: ...
+    def ones_like(self, a: Array) -> Array: ...
+    def zeros_like(self, a: Array) -> Array: ...
+    def abs(self, a: Array) -> Array: ...
+    def sign(self, a: Array) -> Array: ...
+    def where(self, cond: Array, a: Array, b: Array) -> Array: ...
+
 
 
 class NumpyBackend:
@@ -33,6 +79,13 @@ class NumpyBackend:
         out = np.empty_like(vals)
         np.put_along_axis(out, idx, vals, -1)
         return out
+
+    @staticmethod
+    def segment_sum(vals, block):
+        m, n = vals.shape
+        gid = (np.arange(m, dtype=np.int64)[:, None] * n + block).ravel()
+        sums = np.bincount(gid, weights=np.asarray(vals, np.float64).ravel(), minlength=m * n)
+        return sums[gid].reshape(m, n)
 
     @staticmethod
     def pav(s, w, cw, kind, r, lam, write_v, need_beta):

@@ -42,15 +42,37 @@ def check_axis(axis, ndim, shape, name="axis"):
     return int(axis) % ndim
 
 
+def _real_number(value, name, what):
+    """``float(value)`` for a real number (Python, NumPy or a 0-d array); strings, bools,
+    None and complex numbers are refused with a TypeError naming ``name``."""
+    if isinstance(value, (bool, np.bool_, str, bytes)) or value is None:
+        raise TypeError(f"{name} must be {what}; got {value!r}.")
+    if isinstance(value, numbers.Real) or type(value).__name__ == "SymFloat":
+        return float(value)
+    if getattr(value, "shape", None) == () and "float" in str(getattr(value, "dtype", "")):
+        return float(value)  # a 0-d floating array (NumPy, or a concrete framework scalar)
+    raise TypeError(f"{name} must be {what}; got {value!r}.")
+
+
 def check_strength(value, name="regularization_strength"):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a positive number; got {value!r}.") from None
+    v = _real_number(value, name, "a positive number")
     # `v < inf` rather than math.isfinite: Dynamo traces it on the symbolic floats of
     # torch.compile(dynamic=True); NaN fails `v > 0`.
     if not (v > 0 and v < math.inf):
         raise ValueError(f"{name} must be positive and finite; got {value!r}.")
+    return v
+
+
+def check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r}.")
+    return bool(value)
+
+
+def check_tol(value, name="tol"):
+    v = _real_number(value, name, "a number >= 0")
+    if not (v >= 0 and v < math.inf):
+        raise ValueError(f"{name} must be >= 0 and finite; got {value!r}.")
     return v
 
 
@@ -63,10 +85,7 @@ def check_regularization(regularization):
 
 
 def check_p(p, name="p"):
-    try:
-        v = float(p)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number > 1; got {p!r}.") from None
+    v = _real_number(p, name, "a number > 1")
     if not (v > 1 and v < math.inf):  # as in check_strength
         raise ValueError(f"{name} must be > 1 and finite (p = 2 is quadratic, p = 4/3 smooth); got {p!r}.")
     return v

@@ -1,0 +1,480 @@
+r"""The operator registry: each operator defined once, for every framework.
+
+An `Operator` is
+
+* a **row function** ``rows(x2, strength, options, xp) -> (y2, BlockJacobian)`` on ``[m, n]``
+  rows of any backend ``xp`` (`backend.Backend`): the NumPy backend runs the fused Numba
+  kernels, torch and JAX run the same code over their own arrays;
+* its **options**, a frozen, hashable dataclass validated in one place (`SortOptions`,
+  `TopKOptions`): static in every framework (they choose the kernel), while the
+  ``regularization_strength`` is an ordinary runtime value (a float, or a 0-d array/tensor,
+  traced or not), so a schedule of strengths never recompiles anything;
+* its **strength tangent** ``dy / d strength`` (`Operator.strength_tangent`), O(n) per row
+  from the saved `BlockJacobian`, so the strength can be learned;
+* its name and docstring text (`docstring`), rendered for each framework.
+
+A front end saves the `BlockJacobian` of its own arrays and applies the one derivative map
+`jacobian.apply`. Adding an operator is a row function and one `register` call.
+
+Straight-through mode (``straight_through=True``, an option of every operator) is applied here,
+once: the row function returns the hard operator's value (read off the same sort permutation)
+with the soft operator's Jacobian at the same strength.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..isotonic.regularizers import KIND_MAG, exponent_r, is_quadratic, kind_for, phi
+from . import fused
+from . import validation as V
+from .backend import NUMPY
+from .jacobian import BlockJacobian, apply
+from .projection import project_rows, scale_input
+
+__all__ = ["SortOptions", "TopKOptions", "Operator", "OPERATORS", "get", "register",
+           "docstring"]
+
+
+# --------------------------------------------------------------------------------------------
+# Options: frozen, hashable, validated once.
+
+
+@dataclass(frozen=True)
+class SortOptions:
+    """Options of soft sort and soft rank."""
+
+    descending: bool = False
+    regularization: str = "l2"
+    p: float = 4 / 3
+    straight_through: bool = False
+
+    @classmethod
+    def make(cls, *, descending=False, regularization="l2", p=4 / 3, straight_through=False,
+             **_ignored) -> SortOptions:
+        V.check_regularization(regularization)
+        p = V.check_p(p) if regularization == "pnorm" else 4 / 3  # unused by l2 and kl
+        return cls(V.check_bool(descending, "descending"), regularization, p,
+                   V.check_bool(straight_through, "straight_through"))
+
+    @property
+    def r(self) -> float:
+        return exponent_r(self.p) if self.regularization == "pnorm" else 1.0
+
+    @property
+    def exact_second_order(self) -> bool:
+        """True when the residuals are locally constant in x (the Hessian is 0 a.e.)."""
+        return is_quadratic(self.regularization, self.p)
+
+
+@dataclass(frozen=True)
+class TopKOptions:
+    """Options of the sparse top-k operators (mask and magnitude)."""
+
+    k: int
+    p: float = 4 / 3
+    solver: str = "pav"
+    max_iter: int = 1000
+    tol: float = 1e-9
+    straight_through: bool = False
+
+    @classmethod
+    def make(cls, *, k, n, shape, axis, p=4 / 3, solver="pav", max_iter=1000, tol=1e-9,
+             straight_through=False, **_ignored) -> TopKOptions:
+        k = V.check_k(k, n, shape, axis)
+        p = V.check_p(p)
+        V.check_solver(solver, p)
+        return cls(k, p, solver, V.check_positive_int(max_iter, "max_iter"), V.check_tol(tol),
+                   V.check_bool(straight_through, "straight_through"))
+
+    @property
+    def r(self) -> float:
+        return exponent_r(self.p)
+
+    @property
+    def exact_second_order(self) -> bool:
+        return exponent_r(self.p) == 1.0
+
+
+Options = SortOptions | TopKOptions
+
+
+# --------------------------------------------------------------------------------------------
+# Row functions: [m, n] in, ([m, n], BlockJacobian) out, over any backend.
+
+
+def _is_numpy(xp, strength) -> bool:
+    return xp is NUMPY and isinstance(strength, (float, int, np.floating))
+
+
+def rank_rows(x, strength, o: SortOptions, xp=NUMPY):
+    """Soft ranks ``P_R(+-x / eps, rho)`` of each row; ascending: rank 1 = smallest."""
+    if _is_numpy(xp, strength):
+        scale = (-1.0 if o.descending else 1.0) / float(strength)
+        perm = np.argsort(x, axis=-1)
+        y, jac = fused.zside(x, perm, not o.descending, scale, w_mode=fused.W_RHO,
+                             kind=kind_for(o.regularization, o.r), r=o.r)
+    else:
+        scale = (-1.0 if o.descending else 1.0) / strength
+        y, jz, _ = project_rows(x * scale, xp.rho(x), regularization=o.regularization, r=o.r,
+                                w_is_sorted=True, want_w=False, xp=xp)
+        jac = scale_input(jz, scale)
+    if o.straight_through:
+        y = xp.put(xp.rho(x) + 0.0 * jac.a, jac.in_perm)
+    return y, jac
+
+
+def sort_rows(x, strength, o: SortOptions, xp=NUMPY):
+    """Soft sort: descending ``P_R(rho / eps, x)`` (kl: ``log P_R(rho/eps, e^x)``); ascending
+    is ``-soft_sort_desc(-x)``."""
+    if _is_numpy(xp, strength):
+        perm = np.argsort(x, axis=-1)
+        y, jac = fused.wside(x, perm, o.descending, not o.descending, 1.0 / float(strength),
+                             kind=kind_for(o.regularization, o.r), r=o.r)
+    else:
+        xs = x if o.descending else -x
+        y, _, jac = project_rows(xp.rho(x) / strength, xs, regularization=o.regularization,
+                                 r=o.r, z_is_sorted=True, log_form=o.regularization == "kl",
+                                 want_z=False, xp=xp)
+        # y = -S(-x) has the same Jacobian as S: the two sign flips cancel.
+        y = y if o.descending else -y
+    if o.straight_through:
+        y = xp.take(x, jac.in_perm)
+    return y, jac
+
+
+def topk_mask_rows(x, strength, o: TopKOptions, xp=NUMPY):
+    """Sparse soft top-k mask ``P_R(x, w_k)`` with ``R = (lambda/p) ||y||_p^p``."""
+    if _is_numpy(xp, strength) and o.solver == "pav":
+        y, jac = fused.zside(x, np.argsort(x, axis=-1), True, 1.0 / float(strength),
+                             w_mode=fused.W_TOPK, k=o.k, kind=kind_for("pnorm", o.r), r=o.r)
+    elif o.solver == "pav":
+        y, jz, _ = project_rows(x / strength, xp.topk_weights(x, o.k), regularization="pnorm",
+                                r=o.r, w_is_sorted=True, want_w=False, xp=xp)
+        jac = scale_input(jz, 1.0 / strength)
+    else:
+        z = x / strength
+        w = xp.topk_weights(x, o.k)
+        perm = xp.argsort_desc(z)
+        s = xp.take(z, perm)
+        v, block = xp.dykstra(s - w, xp.ones_like(s), o.max_iter, o.tol)
+        ys = s - v
+        y = xp.put(ys, perm)
+        # 0, or NaN on a row holding NaN (Dykstra makes that whole row NaN): its gradient too.
+        ones = xp.ones_like(s) + ys * 0.0
+        alpha = xp.block_alpha(block, ones)
+        jac = BlockJacobian(perm, perm, block, ones / strength, -ones, alpha / strength)
+    if o.straight_through:
+        y = xp.put(xp.topk_weights(x, o.k) + 0.0 * jac.a, jac.in_perm)
+    return y, jac
+
+
+def topk_magnitude_rows(x, strength, o: TopKOptions, xp=NUMPY):
+    """Sparse soft top-k in magnitude: ``sign(x) * unsort(u + phi(u))`` (DESIGN §1)."""
+    if _is_numpy(xp, strength) and o.solver == "pav":
+        y, jac = fused.zside(x, np.argsort(np.abs(x), axis=-1), True, 1.0, mag=True,
+                             w_mode=fused.W_TOPK, k=o.k, kind=KIND_MAG, r=o.r,
+                             lam=float(strength))
+    else:
+        ax = xp.abs(x)
+        perm = xp.argsort_desc(ax)
+        s = xp.take(ax, perm)
+        sg = xp.sign(xp.take(x, perm))
+        w = xp.topk_weights(x, o.k)
+        lam = strength
+        if o.solver == "pav":
+            u, d, alpha, _, block = xp.pav(s, w, xp.ones_like(s), KIND_MAG, o.r, lam, False,
+                                           False)
+        else:
+            omega = 1.0 + lam * w  # weighted isotonic: weights 1/lam + w, targets s/(1+lam w)
+            v, block = xp.dykstra(s / omega, omega, o.max_iter, o.tol)
+            u = s - v
+            # v * 0 is 0, or NaN on a row holding NaN (Dykstra makes that whole row NaN).
+            d = (xp.ones_like(s) + v * 0.0) * (1.0 + 1.0 / lam)
+            alpha = xp.block_alpha(block, omega) / omega
+        # Entries with x = 0 (sign 0) stay exactly 0, also where u is infinite.
+        ys = xp.where(sg == 0, 0.0, sg * (u + phi(u / lam, o.r, xp))) + 0.0
+        y = xp.put(ys, perm)
+        jac = BlockJacobian(perm, perm, block, sg * d * sg, -sg * d, alpha * sg)
+    if o.straight_through:
+        y = x * xp.put(xp.topk_weights(x, o.k) + 0.0 * jac.a, jac.in_perm) + 0.0
+    return y, jac
+
+
+# --------------------------------------------------------------------------------------------
+# Derivatives in the strength, from the same residuals (O(n) per row).
+
+
+def _tangent_scaling(x, y, jac, strength, o, xp):
+    """Operators with ``F(x, eps) = G(x / eps)`` (ranks, top-k masks): ``-J x / eps``."""
+    return -apply(jac, x, xp=xp) / strength
+
+
+def _tangent_sort(x, y, jac, strength, o: SortOptions, xp):
+    """``d soft_sort / d eps``.
+
+    l2 and p-norm: ``S(t x, eps t^{-(p-1)}) = t S(x, eps)`` (homogeneity), so by Euler's
+    identity ``dS/deps = -(r / eps) (S - J x)`` with ``r = 1/(p-1)`` (l2: ``r = 1``). kl: in
+    sorted coordinates ``u_k = z_k - LSE(z_B) + LSE(w_B)`` with ``z = rho / eps``, so
+    ``du_k/deps = (-rho_k + sum_B softmax(z_B)_j rho_j) / eps^2`` (negated for ascending).
+    """
+    if o.regularization != "kl":
+        return -(o.r / strength) * (y - apply(jac, x, xp=xp))
+    rho = xp.rho(x) + 0.0 * jac.b
+    size = xp.segment_sum(xp.ones_like(rho), jac.block)
+    # rho decreases by 1 along a block: its first (largest) entry is the mean + (size-1)/2,
+    # a stable shift for the softmax of z = rho / eps over the block.
+    rho_first = xp.segment_sum(rho, jac.block) / size + (size - 1.0) / 2.0
+    e = xp.exp((rho - rho_first) / strength)
+    mean_rho = xp.segment_sum(e * rho, jac.block) / xp.segment_sum(e, jac.block)
+    t = (mean_rho - rho) / (strength * strength)
+    return t if o.descending else -t
+
+
+def _tangent_magnitude(x, y, jac, strength, o: TopKOptions, xp):
+    """``d soft_topk_magnitude / d lambda``.
+
+    ``F(t x, lambda t^{2-p}) = t F(x, lambda)``, so ``dF/dlambda = (F - J x) / ((2-p) lambda)``
+    for ``p != 2``. For ``p = 2`` the block value is ``gamma_B = S_B / (|B| + lambda W_B)``
+    (``S_B``: block sum of ``|x|`` sorted, ``W_B`` of ``w_k``) and
+    ``y = sign (1 + 1/lambda) (s - gamma)``, differentiated with the blocks held fixed.
+    """
+    if o.r != 1.0:
+        return (y - apply(jac, x, xp=xp)) / ((2.0 - o.p) * strength)
+    lam = strength
+    s = xp.take(xp.abs(x), jac.in_perm)
+    sg = xp.sign(xp.take(x, jac.in_perm))
+    w = xp.topk_weights(x, o.k) + 0.0 * s
+    size = xp.segment_sum(xp.ones_like(s), jac.block)
+    wsum = xp.segment_sum(w, jac.block)
+    gamma = xp.segment_sum(s, jac.block) / (size + lam * wsum)
+    dgamma = -gamma * wsum / (size + lam * wsum)
+    dys = sg * (-(s - gamma) / (lam * lam) - (1.0 + 1.0 / lam) * dgamma)
+    dys = xp.where(sg == 0, 0.0 * s, dys)
+    return xp.put(dys, jac.in_perm)
+
+
+# --------------------------------------------------------------------------------------------
+# The registry.
+
+
+@dataclass(frozen=True)
+class Operator:
+    """One operator, defined once.
+
+    Attributes:
+      name: the public name (``"soft_rank"``).
+      rows: ``(x2, strength, options, xp) -> (y2, BlockJacobian)``.
+      options: the options dataclass (`SortOptions` or `TopKOptions`); ``options.make(**kw)``
+        validates keyword options and returns a frozen instance.
+      strength_tangent_fn: ``(x2, y2, jac, strength, options, xp) -> dy/dstrength``.
+      sorted_output: True when the output is in sorted order (``out_perm`` is None).
+      takes_k: True for the top-k operators (``k`` is their second positional argument).
+      hard: the name of the hard operator (the limit and the straight-through value).
+      summary, math, args, returns, references: docstring parts (`docstring`).
+    """
+
+    name: str
+    rows: Callable[..., tuple[Any, BlockJacobian]]
+    options: type
+    strength_tangent_fn: Callable[..., Any]
+    sorted_output: bool
+    takes_k: bool
+    hard: str
+    summary: str
+    math: str
+    args: str
+    returns: str
+    references: str
+
+    def make_options(self, *, shape=None, axis=-1, **kwargs) -> Options:
+        """Validate keyword options (``k`` needs the input's ``shape`` and ``axis``)."""
+        if self.takes_k:
+            shape = tuple(shape)
+            ax = V.check_axis(axis, len(shape), shape, kwargs.pop("axis_name", "axis"))
+            return self.options.make(n=shape[ax], shape=shape, axis=axis, **kwargs)
+        kwargs.pop("axis_name", None)
+        return self.options.make(**kwargs)
+
+    def strength_tangent(self, x2, y2, jac, strength, options, xp=NUMPY):
+        """``dy2 / d strength`` (``[m, n]``), O(n) per row from the residuals."""
+        if options.straight_through:
+            raise NotImplementedError(
+                f"{self.name}(straight_through=True) has no derivative in the strength (the "
+                "value is the hard operator's); pass the strength as a constant.")
+        return self.strength_tangent_fn(x2, y2, jac, strength, options, xp)
+
+
+OPERATORS: dict[str, Operator] = {}
+
+
+def register(op: Operator) -> Operator:
+    if op.name in OPERATORS:
+        raise ValueError(f"operator {op.name!r} is already registered")
+    OPERATORS[op.name] = op
+    return op
+
+
+def get(name: str) -> Operator:
+    try:
+        return OPERATORS[name]
+    except KeyError:
+        raise ValueError(f"unknown operator {name!r}; known: {sorted(OPERATORS)}") from None
+
+
+_BLONDEL = "Blondel, Teboul, Berthet, Djolonga. Fast Differentiable Sorting and Ranking. ICML 2020."
+_SANDER = ("Sander, Puigcerver, Djolonga, Peyré, Blondel. Fast, Differentiable and Sparse "
+           "Top-k: a Convex Analysis Perspective. ICML 2023.")
+
+_ST_ARG = """straight_through: if True, the value is the hard operator's ({hard}) and the
+    derivative is the soft operator's at the same strength (a straight-through estimator:
+    a discrete forward pass that still trains)."""
+
+_SORT_ARGS = """x: floating {array} ``[..., n, ...]`` (float16, bfloat16, float32 or float64).
+  {axis}: the {axis_word} to act along (default last).
+  descending: if True, {desc}.
+  regularization: ``"l2"`` (default), ``"kl"`` or ``"pnorm"`` (the top-k paper's
+    regularizer, exponent ``p``).
+  regularization_strength: {strength}
+    A Python number or a 0-d {array} (traced values too: a schedule never recompiles, and
+    the strength gets a gradient).
+  p: the exponent for ``regularization="pnorm"`` (``p > 1``).
+  """ + _ST_ARG
+
+_TOPK_ARGS = """x: floating {array} ``[..., n, ...]``.
+  k: how many entries to keep, ``0 <= k <= n`` (a Python int).
+  {axis}: the {axis_word} to select along (default last).
+  regularization_strength: :math:`\\lambda > 0`, in the units of ``x``; larger is softer.
+    A Python number or a 0-d {array} (traced values too).
+  p: the norm exponent, ``p > 1``: ``p = 2`` is piecewise linear, ``p = 4/3`` (default)
+    continuously differentiable.
+  solver: ``"pav"`` (exact) or ``"dykstra"`` (parallel, approximate; ``p = 2`` only).
+  max_iter, tol: Dykstra's sweep limit and stopping tolerance (relative to the row scale).
+  """ + _ST_ARG
+
+register(Operator(
+    name="soft_rank", rows=rank_rows, options=SortOptions,
+    strength_tangent_fn=_tangent_scaling, sorted_output=False, takes_k=False, hard="hard_rank",
+    summary="Soft ranks: a differentiable, exact-in-the-limit relaxation of ranking.",
+    math=r"""
+.. math::
+
+    r_\varepsilon(x) = P_R(x / \varepsilon, \rho)
+    = \arg\max_{y \in \mathcal{P}(\rho)} \langle x / \varepsilon, y \rangle - R(y),
+    \qquad \rho = (n, n-1, \dots, 1),
+
+where :math:`\mathcal{P}(\rho)` is the permutahedron. ``l2``: :math:`R(y) = \tfrac12\|y\|^2`;
+``kl``: :math:`R(y) = \langle y, \log y - 1\rangle`; ``pnorm``: :math:`R(y) = \tfrac1p
+\|y\|_p^p`. Solved exactly by sorting and PAV in :math:`O(n \log n)`; derivatives in
+:math:`O(n)`. Ranks are 1-based, ascending by default (rank 1 = smallest).""",
+    args=_SORT_ARGS,
+    returns="Soft ranks, the shape and dtype of ``x``, summing to :math:`n(n+1)/2` per row.",
+    references=_BLONDEL,
+))
+
+register(Operator(
+    name="soft_sort", rows=sort_rows, options=SortOptions,
+    strength_tangent_fn=_tangent_sort, sorted_output=True, takes_k=False, hard="hard_sort",
+    summary="Soft sort: a differentiable relaxation of sorting, exact in the limit.",
+    math=r"""
+.. math::
+
+    s_\varepsilon(x) = P_R(\rho / \varepsilon, x)
+    = \arg\max_{y \in \mathcal{P}(x)} \langle \rho / \varepsilon, y \rangle - R(y)
+    \quad\text{(descending)},
+
+with ``kl`` in the paper's log-space form :math:`\log P_R(\rho/\varepsilon, e^x)`. The
+ascending sort is :math:`-s_\varepsilon(-x)` (for ``kl`` not a mirror image of the descending
+one). The output lies in the permutahedron of ``x``: it is monotone and, for ``l2``, keeps the
+sum of ``x``.""",
+    args=_SORT_ARGS,
+    returns="Softly sorted values, the shape and dtype of ``x``.",
+    references=_BLONDEL,
+))
+
+register(Operator(
+    name="soft_topk_mask", rows=topk_mask_rows, options=TopKOptions,
+    strength_tangent_fn=_tangent_scaling, sorted_output=False, takes_k=True,
+    hard="hard_topk_mask",
+    summary="Sparse soft top-k mask: which entries are among the ``k`` largest, relaxed.",
+    math=r"""
+.. math::
+
+    m_\lambda(x) = \arg\max_{y \in \mathcal{P}(w_k)} \langle x, y \rangle
+    - \frac{\lambda}{p} \|y\|_p^p,
+    \qquad \mathcal{P}(w_k) = \{y \in [0, 1]^n : \textstyle\sum_i y_i = k\}.
+
+The output sums to ``k``, lies in ``[0, 1]`` and is sparse: entries far from the top-k
+boundary are exactly 0 or 1. ``lambda -> 0`` gives the hard mask, ``lambda -> infinity`` the
+uniform ``k / n``.""",
+    args=_TOPK_ARGS,
+    returns="The soft mask, the shape and dtype of ``x``.",
+    references=_SANDER,
+))
+
+register(Operator(
+    name="soft_topk_magnitude", rows=topk_magnitude_rows, options=TopKOptions,
+    strength_tangent_fn=_tangent_magnitude, sorted_output=False, takes_k=True,
+    hard="hard_topk_magnitude",
+    summary="Sparse soft top-k in magnitude: keep the ``k`` entries of largest ``|x|``, relaxed.",
+    math=r"""
+The hard operator is :math:`x \odot \mathrm{topk\_mask}(|x|)`, the gradient of
+:math:`f(x) = \tfrac12 \sum_{\text{top-}k} x_i^2`. The soft one is :math:`y = u + \nabla R(u)`
+with
+
+.. math::
+
+    u = \arg\max_u \langle u, x\rangle - f^*(u) - R(u), \qquad
+    R(u) = \frac{\lambda}{p}\|u\|_p^p,
+
+computed exactly by PAV on :math:`|x|` sorted. Entries outside the soft support are exactly 0;
+``lambda -> 0`` gives the hard operator, ``lambda -> infinity`` returns ``x``.""",
+    args=_TOPK_ARGS,
+    returns="The shape and dtype of ``x``.",
+    references=_SANDER,
+))
+
+
+_FRAMEWORK_WORDS = {
+    "numpy": dict(array="array", axis="axis", axis_word="axis"),
+    "torch": dict(array="tensor", axis="dim", axis_word="dimension"),
+    "jax": dict(array="array", axis="axis", axis_word="axis"),
+    "tensorflow": dict(array="tensor", axis="axis", axis_word="axis"),
+}
+
+_STRENGTH_SORT = {
+    "soft_rank": (":math:`\\varepsilon > 0`, in the units of ``x``; larger is softer. l2 soft "
+                  "ranks equal the hard ranks when :math:`\\varepsilon` is at most the smallest "
+                  "gap between sorted entries; as :math:`\\varepsilon \\to \\infty` every rank "
+                  "tends to :math:`(n+1)/2`."),
+    "soft_sort": (":math:`\\varepsilon > 0`; larger is softer. Following the paper it "
+                  "multiplies ``rho``, so it is in the units of ``1 / x``: l2 soft sort is "
+                  "exact when :math:`\\varepsilon \\le 1 /` (the largest gap), and tends to the "
+                  "mean as :math:`\\varepsilon \\to \\infty`."),
+}
+_DESC = {"soft_rank": "rank 1 is the largest entry; by default rank 1 is the smallest",
+         "soft_sort": "sort largest first; ascending by default"}
+
+
+def docstring(name: str, framework: str, example: str, extra_args: str = "") -> str:
+    """The docstring of operator ``name`` in ``framework``'s words, with its ``example``."""
+    op = get(name)
+    words = dict(_FRAMEWORK_WORDS[framework])
+    words.update(hard=op.hard, strength=_STRENGTH_SORT.get(name, ""), desc=_DESC.get(name, ""))
+    args = op.args.format(**words)
+    if extra_args:
+        args = args.rstrip() + "\n  " + extra_args.strip()
+    example = "\n".join("  " + line if line else "" for line in example.strip("\n").splitlines())
+    return (f"{op.summary}\n{op.math}\n\nArgs:\n  {args.rstrip()}\n\nReturns:\n  {op.returns}"
+            f"\n\nExample:\n{example}\n\nReferences:\n  {op.references}\n")
+
+
+def replace_options(options, **changes):
+    """A copy of frozen ``options`` with ``changes`` (e.g. ``straight_through=False``)."""
+    return dataclasses.replace(options, **changes)
+
