@@ -146,10 +146,22 @@ def test_errors_name_the_argument():
         stf.soft_topk_mask(x, 1, solver="dykstra")
     with pytest.raises(ValueError, match="p must be > 1"):
         stf.soft_topk_mask(x, 1, p=1.0)
-    with pytest.raises(TypeError, match="regularization_strength must be a Python number"):
-        stf.soft_rank(x, regularization_strength=tf.Variable(0.5))
-    with pytest.raises(TypeError, match="regularization_strength must be a Python number"):
-        stf.soft_topk_mask(x, 1, regularization_strength=tf.constant(0.5))
+    with pytest.raises(TypeError, match="p must be a Python number"):
+        stf.soft_topk_mask(x, 1, p=tf.constant(2.0))
+    with pytest.raises(TypeError, match="tol must be a Python number"):
+        stf.soft_topk_mask(x, 1, tol=tf.Variable(1e-6))
+    with pytest.raises(TypeError, match="k must be an integer"):
+        stf.soft_topk_mask(x, tf.constant(1))
+    with pytest.raises(ValueError, match="regularization_strength must be positive"):
+        stf.soft_rank(x, regularization_strength=tf.constant(-0.5))
+    with pytest.raises(ValueError, match="regularization_strength must be a 0-d tensor"):
+        stf.soft_rank(x, regularization_strength=tf.constant([0.5]))
+    with pytest.raises(TypeError, match="regularization_strength must have a floating dtype"):
+        stf.soft_rank(x, regularization_strength=tf.constant(1))
+    with pytest.raises(TypeError, match="regularization_strength must be a positive number"):
+        stf.soft_rank(x, regularization_strength="0.5")
+    with pytest.raises(TypeError, match="straight_through must be True or False"):
+        stf.soft_sort(x, straight_through=1)
     with pytest.raises(ValueError, match="0-d input"):
         stf.soft_rank(tf.constant(1.0))
 
