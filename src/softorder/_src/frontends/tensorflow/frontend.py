@@ -353,16 +353,17 @@ def _differentiable(op, options, x2, s, s_differentiable):
             # Tie the residuals to x2 (and s) here, in the backward pass only (never in the
             # forward pass, where a ForwardAccumulator would differentiate the tie itself), so
             # that differentiating the gradient, or a JVP, again is exact or raises.
-            res = [guard_x(t, x2) for t in (a, b, c)]
-            if s_differentiable:
-                res = [guard_s(t, s) for t in res]
-            jac = BlockJacobian(perm, None if op.sorted_output else perm, block, *res)
+            jac = BlockJacobian(perm, None if op.sorted_output else perm, block,
+                                *(guard_x(t, x2) for t in (a, b, c)))
             dy = tf.cast(dy, _F64)
             x_bar = apply(jac, dy, transpose=True, xp=TF)
             if not s_differentiable:
                 return x_bar
-            dyds = op.strength_tangent(x2, y2, jac, s, options, TF)
-            return x_bar, tf.reduce_sum(dy * dyds)
+            s_bar = tf.reduce_sum(dy * op.strength_tangent(x2, y2, jac, s, options, TF))
+            # The residuals depend on s too: a zero tied to s only (not on any path to x2,
+            # so a Hessian in x alone never asks for it) refuses their derivative in s.
+            zero = guard_s(tf.zeros([], _F64), s)
+            return x_bar + zero, s_bar + zero
 
         saved["grad"] = grad
         return tf.identity(y2), grad
