@@ -114,8 +114,8 @@ def jvp_rows(jac: BlockJacobian, x_dot):
     """Tangent of the output for the input tangent ``x_dot`` (``[m, n]``), in O(n) per row."""
     out_perm, has_out = _out_perm(jac)
     x_dot = np.ascontiguousarray(x_dot, np.float64)
-    out = np.empty(jac.a.shape)
-    run = _jvp_par if use_parallel(*out.shape) else _jvp_ser
+    out: np.ndarray = np.empty(jac.a.shape)
+    run = _jvp_par if use_parallel(out.shape[0], out.shape[1]) else _jvp_ser
     run(x_dot, jac.in_perm, out_perm, has_out, jac.block, jac.a, jac.b, jac.c, out)
     return out
 
@@ -124,8 +124,8 @@ def vjp_rows(jac: BlockJacobian, y_bar):
     """Cotangent of the input for the output cotangent ``y_bar`` (``[m, n]``), in O(n) per row."""
     out_perm, has_out = _out_perm(jac)
     y_bar = np.ascontiguousarray(y_bar, np.float64)
-    out = np.empty(jac.a.shape)
-    run = _vjp_par if use_parallel(*out.shape) else _vjp_ser
+    out: np.ndarray = np.empty(jac.a.shape)
+    run = _vjp_par if use_parallel(out.shape[0], out.shape[1]) else _vjp_ser
     run(y_bar, jac.in_perm, out_perm, has_out, jac.block, jac.a, jac.b, jac.c, out)
     return out
 

@@ -338,7 +338,7 @@ class Operator:
 
     name: str
     rows: Callable[..., tuple[Any, BlockJacobian]]
-    options: type
+    options: Any
     strength_tangent_fn: Callable[..., Any]
     sorted_output: bool
     takes_k: bool
