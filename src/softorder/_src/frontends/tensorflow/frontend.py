@@ -36,7 +36,6 @@ from tensorflow.python.ops import gradients_util  # noqa: PLC2701 - is a tensor 
 
 from ...core import registry as R
 from ...core import validation as V
-from ...core.isotonic_api import isotonic_regression as _np_isotonic
 from ...core.jacobian import BlockJacobian, apply
 
 __all__ = [
@@ -52,6 +51,7 @@ __all__ = [
 
 _FLOAT_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
 _F64, _I64, _I32 = tf.float64, tf.int64, tf.int32
+_f64 = lambda a: np.ascontiguousarray(a, np.float64)  # noqa: E731
 TensorLike = Any  # tf.Tensor, tf.Variable, np.ndarray, or a nested list of numbers
 Strength = Any  # a Python or NumPy number, or a 0-d floating tf.Tensor / tf.Variable
 
@@ -226,6 +226,12 @@ def _options(op, x, ax, axis, k, kwargs):
     return op.make_options(shape=shape, axis=axis, k=k, **kwargs)
 
 
+def _watched(t):
+    """Whether ``t`` may need a gradient: some tape or accumulator watches it (always while
+    tracing a tf.function, whose gradients are built later)."""
+    return (not tf.executing_eagerly()) or gradients_util.PossibleTapeGradientTypes([t]) != 0
+
+
 def _strength(value, options):
     """``(s, differentiable)``: the strength as a float64 0-d tensor operand.
 
@@ -243,13 +249,12 @@ def _strength(value, options):
     if s.shape.rank not in (None, 0):
         raise ValueError(f"regularization_strength must be a 0-d tensor (one value for every "
                          f"row); got shape {s.shape}.")
-    eager = tf.executing_eagerly()
-    if eager:
+    if tf.executing_eagerly():
         V.check_strength(s.numpy().astype(np.float64))
     s = tf.reshape(tf.cast(s, _F64), [])
     if options.straight_through:
         return tf.stop_gradient(s), False
-    return s, (not eager) or gradients_util.PossibleTapeGradientTypes([s]) != 0
+    return s, _watched(s)
 
 
 # --------------------------------------------------------------------------------------------
@@ -281,15 +286,16 @@ _SECOND_ORDER = (
 
 
 def _make_guard(name, exact, what="in x (differentiating the gradient again with respect to "
-                "the input)", scalar_dep=False):
-    """Identity on a residual ``t``, tied to ``dep`` (the input rows, or the 0-d strength with
-    ``scalar_dep``) for second-order requests.
+                "the input)"):
+    """Identity on ``t``, tied to ``dep`` (``t``'s shape) for second-order requests.
 
-    Its gradient in ``dep`` is 0 where that is exact (``exact``: residuals piecewise constant
-    in ``dep``); elsewhere asking for it raises NotImplementedError (eagerly, or while tracing).
-    One exception: when a ForwardAccumulator differentiates a *call* of a tf.function,
-    TensorFlow also builds this derivative (for a possible reverse-over-forward pass) although
-    plain forward mode does not use it; refusing there would break forward mode, so it is 0.
+    In the backward pass a residual ``t`` is tied to the input it depends on (or a zero to the
+    strength or weights): the guard's gradient in ``dep`` is 0 where that is exact
+    (``exact``: residuals piecewise constant in ``dep``); elsewhere asking for it raises
+    NotImplementedError (eagerly, or while tracing). One exception: when a ForwardAccumulator
+    differentiates a *call* of a tf.function, TensorFlow also builds this derivative (for a
+    possible reverse-over-forward pass) although plain forward mode does not use it; refusing
+    there would break forward mode, so it is 0 there.
     """
     message = _SECOND_ORDER.format(name=name, what=what)
 
@@ -299,12 +305,18 @@ def _make_guard(name, exact, what="in x (differentiating the gradient again with
             if exact or _building_function_jvp():
                 # Zeros built from dt, not dep: inside a tf.function's JVP, dep belongs to
                 # another graph (capturing it breaks TensorFlow's forward wrapper).
-                return None, tf.zeros([], dt.dtype) if scalar_dep else tf.zeros_like(dt)
+                return None, tf.zeros_like(dt)
             raise NotImplementedError(message)
 
         return tf.identity(t), grad
 
     return guard
+
+
+def _zero_tied_to(guard, dep):
+    """A zero of ``dep``'s shape whose derivative in ``dep`` is refused: added to a gradient,
+    it refuses second order in ``dep`` without lying on any path to the other inputs."""
+    return guard(tf.zeros(tf.shape(dep), _F64), dep)
 
 
 def _attach_forward_mode(name, y, inputs, vjp):
@@ -323,9 +335,29 @@ def _attach_forward_mode(name, y, inputs, vjp):
     return out
 
 
+def _custom_op(name, np_fn, np_args, tout, inputs, make_grad):
+    """``outs = tf.numpy_function(np_fn, np_args)`` as one op of ``inputs`` whose gradient is
+    ``make_grad(outs)`` (a VJP in TF ops, linear in its argument, also given to forward
+    accumulators). Returns ``(outs[0] differentiable, outs)``."""
+    saved = {}
+
+    def fn(*_inputs):  # the op's inputs are `inputs`; np_args hold them (and constants)
+        outs = tf.numpy_function(np_fn, np_args, tout, stateful=False, name=f"softorder_{name}")
+        for o in outs:
+            o.set_shape(np_args[0].shape)
+        saved["outs"], saved["grad"] = outs, make_grad(outs)
+        return tf.identity(outs[0]), saved["grad"]
+
+    def vjp(dy):
+        grads = saved["grad"](dy)
+        return list(grads) if isinstance(grads, (list, tuple)) else [grads]
+
+    y = tf.custom_gradient(fn)(*inputs)
+    return _attach_forward_mode(name, y, inputs, vjp), saved["outs"]
+
+
 def _differentiable(op, options, x2, s, s_differentiable):
     """``y2 = op(x2 [m, n] float64, s)`` with its VJP (in ``x2``, and in ``s`` if asked)."""
-    name = op.name
 
     def np_fn(x2n, sn):
         eps = V.check_strength(sn)  # a traced strength is checked here, when it has a value
@@ -333,26 +365,19 @@ def _differentiable(op, options, x2, s, s_differentiable):
             raise ValueError(f"k={options.k} is out of range: it must lie in 0..{x2n.shape[1]}, "
                              "the length of the operator's axis of the input.")
         y2, jac = op.rows(np.asarray(x2n, np.float64), eps, options, R.NUMPY)
-        f64 = lambda a: np.ascontiguousarray(a, np.float64)
-        return (f64(y2), np.ascontiguousarray(jac.in_perm, np.int64),
-                np.ascontiguousarray(jac.block, np.int32), f64(jac.a), f64(jac.b), f64(jac.c))
+        return (_f64(y2), np.ascontiguousarray(jac.in_perm, np.int64),
+                np.ascontiguousarray(jac.block, np.int32), _f64(jac.a), _f64(jac.b), _f64(jac.c))
 
-    guard_x = _make_guard(name, options.exact_second_order)
-    guard_s = _make_guard(name, False, "in regularization_strength", scalar_dep=True)
-    inputs = [x2, s] if s_differentiable else [x2]
-    saved = {}
+    guard_x = _make_guard(op.name, options.exact_second_order)
+    guard_s = _make_guard(op.name, False, "in regularization_strength")
 
-    def fn(x2, s=s):
-        outs = tf.numpy_function(np_fn, [x2, s], [_F64, _I64, _I32, _F64, _F64, _F64],
-                                 stateful=False, name=f"softorder_{name}")
-        for o in outs:
-            o.set_shape(x2.shape)
+    def make_grad(outs):
         y2, perm, block, a, b, c = outs
 
         def grad(dy):
-            # Tie the residuals to x2 (and s) here, in the backward pass only (never in the
-            # forward pass, where a ForwardAccumulator would differentiate the tie itself), so
-            # that differentiating the gradient, or a JVP, again is exact or raises.
+            # Tie the residuals to x2 here, in the backward pass only (never in the forward
+            # pass, where a ForwardAccumulator would differentiate the tie itself), so that
+            # differentiating the gradient, or a JVP, again is exact or raises.
             jac = BlockJacobian(perm, None if op.sorted_output else perm, block,
                                 *(guard_x(t, x2) for t in (a, b, c)))
             dy = tf.cast(dy, _F64)
@@ -360,19 +385,14 @@ def _differentiable(op, options, x2, s, s_differentiable):
             if not s_differentiable:
                 return x_bar
             s_bar = tf.reduce_sum(dy * op.strength_tangent(x2, y2, jac, s, options, TF))
-            # The residuals depend on s too: a zero tied to s only (not on any path to x2,
-            # so a Hessian in x alone never asks for it) refuses their derivative in s.
-            zero = guard_s(tf.zeros([], _F64), s)
+            zero = _zero_tied_to(guard_s, s)  # the residuals depend on s too
             return x_bar + zero, s_bar + zero
 
-        saved["grad"] = grad
-        return tf.identity(y2), grad
+        return grad
 
-    def vjp(dy):
-        grads = saved["grad"](dy)
-        return list(grads) if s_differentiable else [grads]
-
-    return _attach_forward_mode(name, tf.custom_gradient(fn)(*inputs), inputs, vjp)
+    inputs = [x2, s] if s_differentiable else [x2]
+    tout = [_F64, _I64, _I32, _F64, _F64, _F64]
+    return _custom_op(op.name, np_fn, [x2, s], tout, inputs, make_grad)[0]
 
 
 def _check_jit(name):
@@ -496,80 +516,60 @@ def isotonic_regression(y: TensorLike, *, sample_weight: TensorLike | None = Non
                         y_min: float | None = None, y_max: float | None = None,
                         increasing: bool = True, axis: int = -1,
                         return_blocks: bool = False) -> tf.Tensor | IsotonicResult:
-    r"""Least-squares isotonic regression along ``axis`` (`softorder.isotonic`), differentiable.
-
-    .. math::
-
-        \min_{v_1 \le \dots \le v_n} \sum_i c_i (y_i - v_i)^2,\qquad
-        y_{\min} \le v_i \le y_{\max}.
-
-    On each PAV block :math:`v_B = \sum_B c_j y_j / \sum_B c_j`, so
-    :math:`\partial v_B / \partial y_j = c_j / \sum_B c` and
-    :math:`\partial v_B / \partial c_j = (y_j - v_B) / \sum_B c` (0 where a bound is active).
-    Gradients flow to ``y`` and to ``sample_weight``.
-
-    Args:
-      y: floating tensor ``[..., n, ...]``.
-      sample_weight: positive weights, the shape of ``y`` (default ones).
-      y_min, y_max: optional bounds (Python numbers).
-      increasing: the direction of the order constraint.
-      axis: the axis of the sequences.
-      return_blocks: also return the int32 block ids (an `IsotonicResult`).
-
-    Example:
-      >>> import tensorflow as tf
-      >>> from softorder.tensorflow import isotonic_regression
-      >>> isotonic_regression(tf.constant([1.0, 3.0, 2.0, 4.0])).numpy()
-      array([1. , 2.5, 2.5, 4. ], dtype=float32)
-    """
     _check_jit("isotonic_regression")
+    op = R.get("isotonic_regression")
+    options = op.make_options(increasing=increasing, y_min=y_min, y_max=y_max)
     y = _as_float_tensor(y, "y")
     ax = _canonical_axis(y, axis)
-    has_w = sample_weight is not None
-    if has_w:
+    y2, layout = _to_rows(y, ax)
+    if sample_weight is None:
+        c2 = tf.ones_like(y2)
+    else:
         w = _as_float_tensor(sample_weight, "sample_weight")
         if w.shape.rank is not None and y.shape.rank is not None and not w.shape.is_compatible_with(
                 y.shape):
             raise ValueError(f"sample_weight must have the shape of y {y.shape}; got {w.shape}.")
-        w = tf.cast(w, y.dtype)
-    else:
-        w = tf.ones_like(y)
-    lo = None if y_min is None else float(y_min)
-    hi = None if y_max is None else float(y_max)
-    inc = V.check_bool(increasing, "increasing")
-    y2, layout = _to_rows(y, ax)
-    c2, _ = _to_rows(w, ax)
+        c2, _ = _to_rows(w, ax)
+    c_differentiable = sample_weight is not None and _watched(c2)
 
     def np_fn(y2n, c2n):
         if np.any(~(c2n > 0)):
             raise ValueError("sample_weight must be positive.")
-        v, block = _np_isotonic(y2n, sample_weight=c2n, y_min=lo, y_max=hi, increasing=inc,
-                                return_blocks=True)
-        free = np.ones_like(v) if lo is None and hi is None else (
-            (v > (-np.inf if lo is None else lo)) & (v < (np.inf if hi is None else hi)))
-        return v, block.astype(np.int32), free.astype(np.float64)
+        v, (jy, jc) = op.rows((y2n, c2n), None, options, R.NUMPY)
+        return (_f64(v), np.ascontiguousarray(jy.block, np.int32),
+                *(_f64(r) for j in (jy, jc) for r in (j.a, j.b, j.c)))
 
-    v, block, free = tf.numpy_function(np_fn, [y2, c2], [_F64, _I32, _F64], stateful=False,
-                                       name="softorder_isotonic_regression")
-    for t in (v, block, free):
-        t.set_shape(y2.shape)
-    guard = _make_guard("isotonic_regression", not has_w)
+    guard_y = _make_guard(op.name, False, "in y of the sample_weight gradient")
+    guard_c = _make_guard(op.name, False, "in sample_weight")
 
-    def grad(dv):
-        # Within a block, v = sum_B c y / sum_B c (where no bound is active): a BlockJacobian
-        # with identity permutations, a = 0, b = free, and c = alpha = c / sum_B c (in y) or
-        # c = (y - v_B) / sum_B c (in the weights); alpha depends on c2, not on y2.
-        csum = guard(TF.segment_sum(c2, block), c2)
-        alpha = c2 / csum
-        vb = TF.segment_sum(alpha * y2, block)
-        zero = tf.zeros_like(csum)
-        dv = tf.cast(dv, _F64)
-        return [apply(BlockJacobian(None, None, block, zero, free, cj), dv, transpose=True,
-                      xp=TF) for cj in (alpha, (y2 - vb) / csum)]
+    def make_grad(outs):
+        _, block, *res = outs
+        jy = BlockJacobian(None, None, block, *res[:3])  # residuals: functions of c only
+        jc = BlockJacobian(None, None, block, *res[3:])  # (y - v_B): also of y
 
-    op = tf.custom_gradient(lambda y2, c2: (tf.identity(v), grad))
-    v2 = _attach_forward_mode("isotonic_regression", op(y2, c2), [y2, c2], grad)
+        def grad(dv):
+            dv = tf.cast(dv, _F64)
+            y_bar = apply(jy, dv, transpose=True, xp=TF)  # exact second order in y: 0
+            if not c_differentiable:
+                return y_bar
+            zc = _zero_tied_to(guard_c, c2)
+            return y_bar + zc, (apply(jc, dv, transpose=True, xp=TF) + zc
+                                + _zero_tied_to(guard_y, y2))
+
+        return grad
+
+    inputs = [y2, c2] if c_differentiable else [y2]
+    v2, outs = _custom_op(op.name, np_fn, [y2, c2], [_F64, _I32] + [_F64] * 6, inputs,
+                          make_grad)
     sol = _from_rows(v2, layout)
     if return_blocks:
-        return IsotonicResult(sol, _from_rows(block, layout, tf.int32))
+        return IsotonicResult(sol, _from_rows(outs[1], layout, tf.int32))
     return sol
+
+
+isotonic_regression.__doc__ = R.docstring("isotonic_regression", "tensorflow", """
+>>> import tensorflow as tf
+>>> from softorder.tensorflow import isotonic_regression
+>>> isotonic_regression(tf.constant([1.0, 3.0, 2.0, 4.0])).numpy()
+array([1. , 2.5, 2.5, 4. ], dtype=float32)
+""")
