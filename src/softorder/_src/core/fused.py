@@ -201,19 +201,23 @@ def _wside_row(x, perm, reverse, negate, scale, kind, r, y, in_perm, block, b, c
     beta = f[6, :n] if kind == KIND_KL else f[6, :0]
     wmax = -np.inf
     wmin = np.inf
+    has_inf = False
     for kk in range(n):
         idx = perm[n - 1 - kk] if reverse else perm[kk]
         in_perm[kk] = idx
         w[kk] = -x[idx] if negate else x[idx]
-        if not math.isinf(w[kk]):
+        if math.isinf(w[kk]):
+            has_inf = True
+        else:
             wv = w[kk] if kind != KIND_PNORM else math.copysign(abs(w[kk]) ** (1.0 / r), w[kk])
             wmax = max(wmax, wv)
             wmin = min(wmin, wv)
     # Gaps of s = rho * scale above the range of the roots' phi^-1(w) pool nothing: beyond
     # that the result does not depend on the scale, so it is capped there (a huge or
-    # infinite 1 / strength then gives the exact sort, not an overflow).
+    # infinite 1 / strength then gives the exact sort, not an overflow). Not with infinite
+    # entries: they pool the row, whose values then depend on the scale.
     rng = _scaled_diff(wmax, wmin, 1.0) if wmax >= wmin else 0.0
-    sc = min(scale, 2.0 * rng + 1.0) if rng < np.inf else scale
+    sc = min(scale, 2.0 * rng + 1.0) if rng < np.inf and not has_inf else scale
     sc = min(sc, 1e300 / max(n, 1))
     for kk in range(n):
         s[kk] = (n - kk) * sc
