@@ -35,8 +35,8 @@ from jax import lax
 from ...isotonic import pav as _pav
 from ...isotonic.regularizers import D_CAP, NEWTON_MAX_ITER
 
-__all__ = ["JaxBackend", "JAX", "ReplayBackend", "find_blocks", "finalize", "dykstra_jax",
-           "block_sum", "match_vma"]
+__all__ = ["JaxBackend", "JAX", "ReplayBackend", "find_blocks", "finalize", "block_sum",
+           "match_vma"]
 
 _D_CAP = D_CAP
 _NEWTON_MAX_ITER = NEWTON_MAX_ITER
@@ -326,71 +326,6 @@ def find_blocks(s, w, cw, kind, r, lam):
 
 
 # --------------------------------------------------------------------------------------------
-# Dykstra in jnp (mirrors isotonic.dykstra and torch_backend.dykstra_torch).
-
-
-def _project_pairs(z, weights, offset):
-    m, n = z.shape
-    npairs = (n - offset) // 2
-    if npairs <= 0:
-        return z, jnp.zeros((m, 0), bool)
-    stop = offset + 2 * npairs
-    za, zb = z[:, offset:stop:2], z[:, offset + 1:stop:2]
-    wa, wb = weights[:, offset:stop:2], weights[:, offset + 1:stop:2]
-    active = za < zb
-    mean = (wa * za + wb * zb) / (wa + wb)
-    z = z.at[:, offset:stop:2].set(jnp.where(active, mean, za))
-    z = z.at[:, offset + 1:stop:2].set(jnp.where(active, mean, zb))
-    return z, active
-
-
-def dykstra_jax(y, weights, max_iter=1000, tol=1e-9):
-    """Weighted l2 projection of each row onto decreasing sequences by Dykstra, in ``jnp``.
-
-    Same sweeps and stopping rule as `isotonic.dykstra.dykstra_decreasing` (stop when one sweep
-    changes no entry by more than ``tol`` times the row's largest ``|y|``, or after
-    ``max_iter`` sweeps), in one ``lax.while_loop``: no host synchronization.
-
-    Returns:
-      ``(solution, block, n_iter)``; ``block`` (int32) are the blocks of the pair constraints
-      active in the last sweep.
-    """
-    m, n = y.shape
-    weights = jnp.broadcast_to(weights.astype(y.dtype), (m, n))
-    nanrow = jnp.any(jnp.isnan(y) | jnp.isnan(weights), axis=1, keepdims=True)
-    y = jnp.where(nanrow, 0.0, y)
-    weights = jnp.where(nanrow, 1.0, weights)
-    scale = jnp.maximum(jnp.max(jnp.abs(y), axis=1, initial=0.0), jnp.finfo(y.dtype).tiny)
-    act1 = jnp.zeros((m, n // 2), bool)
-    act2 = jnp.zeros((m, max(n - 1, 0) // 2), bool)
-
-    def body(state):
-        it, x, p, q, _, _, _ = state
-        t, a1 = _project_pairs(x + p, weights, 0)
-        p = x + p - t
-        xn, a2 = _project_pairs(t + q, weights, 1)
-        q = t + q - xn
-        change = jnp.max(jnp.abs(xn - x), axis=1, initial=0.0)
-        return it + 1, xn, p, q, a1, a2, jnp.all(change <= tol * scale)
-
-    def cond(state):
-        return (state[0] < max_iter) & ~state[6]
-
-    zero = jnp.zeros_like(y)
-    state = match_vma((jnp.int32(0), y, zero, zero, act1, act2, jnp.bool_(False)), y)
-    it, x, _, _, act1, act2, _ = lax.while_loop(cond, body, state)
-    link = jnp.zeros((m, max(n - 1, 0)), bool)
-    if n > 1:
-        link = link.at[:, 0::2].set(act1).at[:, 1::2].set(act2)
-        block = jnp.concatenate([jnp.zeros((m, 1), jnp.int32),
-                                 jnp.cumsum(~link, axis=1, dtype=jnp.int32)], axis=1)
-    else:
-        block = jnp.zeros((m, n), jnp.int32)
-    x = jnp.where(nanrow, jnp.nan, x)
-    return x, block, it
-
-
-# --------------------------------------------------------------------------------------------
 # The backends.
 
 
@@ -427,15 +362,6 @@ class JaxBackend:
     def blocks(s, w, cw, kind, r, lam):
         return find_blocks(s, w, cw, kind, r, lam)
 
-    @staticmethod
-    def dykstra(y, weights, max_iter, tol):
-        sol, block, _ = dykstra_jax(y, weights, max_iter, tol)
-        return sol, block
-
-    @staticmethod
-    def block_alpha(block, weights):
-        return weights / block_sum(weights, block)
-
     # Constant rows are built from ``like`` so that they carry its sharding (rows sharded over
     # a mesh stay sharded, and vmap over rows sees one layout).
 
@@ -465,10 +391,6 @@ class JaxBackend:
     where = staticmethod(jnp.where)
 
     # Reductions and control flow (for core.dykstra).
-    @staticmethod
-    def segment_sum(vals, block):
-        return block_sum(vals, segment_ids(block))
-
     @staticmethod
     def row_max(a):
         return jnp.max(a, axis=-1, keepdims=True, initial=-jnp.inf)
