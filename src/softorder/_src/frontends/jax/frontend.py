@@ -48,8 +48,7 @@ from jax.sharding import PartitionSpec as P
 from ...core import registry as R
 from ...core import validation as V
 from ...core.jacobian import BlockJacobian, apply
-from ...isotonic import pav
-from .backend import JAX, ReplayBackend, block_sum, find_blocks, match_vma
+from .backend import JAX, ReplayBackend, match_vma
 
 __all__ = [
     "soft_sort",
@@ -146,35 +145,62 @@ class _Static(NamedTuple):
     backend: str  # "callback" or "jax"
 
 
-def _host_rows(static, x, strength):
+# The residuals cross the host boundary as a flat tuple: per BlockJacobian ``in_perm`` (for
+# operators of one input, which sort it; those of several inputs act in place: identity
+# permutations), ``block``, ``a``, ``b``, ``c``.
+
+
+def _flatten(op, jacs):
+    jacs = jacs if op.n_inputs > 1 else (jacs,)
+    return tuple(a for j in jacs for a in ((j.in_perm,) if op.n_inputs == 1 else ()) + j[2:])
+
+
+def _unflatten(op, flat):
+    if op.n_inputs == 1:
+        perm, block, a, b, c = flat
+        return BlockJacobian(perm, None if op.sorted_output else perm, block, a, b, c)
+    return tuple(BlockJacobian(None, None, *flat[4 * i:4 * i + 4]) for i in range(op.n_inputs))
+
+
+def _host_rows(static, *arrays):
     """The callback body: float64 rows through the NumPy backend (Numba), one call per distinct
     strength (under ``vmap`` the strength may differ between batch entries)."""
     op = R.get(static.name)
-    x = np.asarray(x)
-    shape, dt = x.shape, x.dtype
-    x2 = np.array(x.reshape(-1, shape[-1]), dtype=np.float64)  # writable float64 for Numba
-    s = np.asarray(strength, np.float64)
+    xs = [np.asarray(a) for a in arrays[:op.n_inputs]]
+    shape, dt = xs[0].shape, xs[0].dtype
+    x2 = [np.array(a.reshape(-1, shape[-1]), dtype=np.float64) for a in xs]  # writable float64
+    s = np.asarray(arrays[op.n_inputs] if len(arrays) > op.n_inputs else 0.0, np.float64)
     s = np.broadcast_to(s.reshape(s.shape + (1,)), shape[:-1]).reshape(-1)
     values, which = np.unique(s, return_inverse=True)
-    outs = [np.empty(x2.shape, t) for t in (dt, np.int32, np.int32, dt, dt, dt)]
+    outs = None
     for i, value in enumerate(values):
         rows = slice(None) if len(values) == 1 else which.reshape(-1) == i
-        y, jac = op.rows(x2[rows], float(value), static.options, R.NUMPY)
-        for out, part in zip(outs, (y, jac.in_perm, jac.block, jac.a, jac.b, jac.c)):
+        xr = [a[rows] for a in x2]
+        y, jac = op.rows(xr[0] if op.n_inputs == 1 else tuple(xr),
+                         None if op.n_inputs > 1 else float(value), static.options, R.NUMPY)
+        parts = (y,) + _flatten(op, jac)
+        if outs is None:
+            outs = [np.empty(x2[0].shape, np.int32 if p.dtype.kind in "iu" else dt)
+                    for p in parts]
+        for out, part in zip(outs, parts):
             out[rows] = part
     return tuple(o.reshape(shape) for o in outs)
 
 
-def _callback(static, x2, strength):
-    m, n = x2.shape
+def _callback(static, xs, strength):
+    op = R.get(static.name)
+    m, n = xs[0].shape
     ity = jax.ShapeDtypeStruct((m, n), jnp.int32)
-    fty = jax.ShapeDtypeStruct((m, n), x2.dtype)
-    outs = jax.pure_callback(functools.partial(_host_rows, static), (fty, ity, ity, fty, fty, fty),
-                             x2, strength, vmap_method="broadcast_all")
-    return match_vma(outs, x2)
+    fty = jax.ShapeDtypeStruct((m, n), xs[0].dtype)
+    shapes = (fty,) + ((ity, ity, fty, fty, fty) if op.n_inputs == 1
+                       else (ity, fty, fty, fty) * op.n_inputs)
+    args = tuple(xs) + (() if strength is None else (strength,))
+    outs = jax.pure_callback(functools.partial(_host_rows, static), shapes, *args,
+                             vmap_method="broadcast_all")
+    return match_vma(outs, xs[0])
 
 
-def _per_device(fn, x2, strength):
+def _per_device(fn, xs, strength):
     """``fn(x2, strength)`` (row-wise) run by each device on its own rows under a mesh.
 
     A host callback in an SPMD program runs once, on device 0, on the whole batch; inside
@@ -182,42 +208,46 @@ def _per_device(fn, x2, strength):
     axes that already shard them and over every auto axis (padded to a multiple of their size);
     the output then carries the input's sharding.
     """
-    sharding = getattr(jax.typeof(x2), "sharding", None)
+    sharding = getattr(jax.typeof(xs[0]), "sharding", None)
     mesh = getattr(sharding, "mesh", None)
     if mesh is None or not mesh.axis_names:
-        return fn(x2, strength)
+        return fn(xs, strength)
     types = dict(zip(mesh.axis_names, mesh.axis_types))
     free = frozenset(a for a, t in types.items() if t != AxisType.Manual)
     row = sharding.spec[0] if len(sharding.spec) else None
     axes = () if row is None else (row,) if isinstance(row, str) else tuple(row)
     axes += tuple(a for a in mesh.axis_names if types[a] == AxisType.Auto and a not in axes)
     if not axes:
-        return fn(x2, strength)
-    m = x2.shape[0]
+        return fn(xs, strength)
+    m = xs[0].shape[0]
     size = math.prod(mesh.shape[a] for a in axes)
     pad = -m % size
     if pad:
-        x2 = jnp.pad(x2, ((0, pad), (0, 0)))
+        xs = tuple(jnp.pad(x, ((0, pad), (0, 0)), constant_values=1.0) for x in xs)
     spec = P(axes, None)
     outs = jax.shard_map(fn, mesh=mesh, in_specs=(spec, P()), out_specs=spec,
-                         axis_names=free)(x2, strength)
+                         axis_names=free)(xs, strength)
     return tuple(o[:m] for o in outs) if pad else outs
 
 
-def _forward(static, x2, strength):
-    """``(y2, BlockJacobian)`` of operator ``static.name`` on float rows ``x2 [m, n]``."""
+def _forward(static, xs, strength):
+    """``(y2, jac)`` of operator ``static.name`` on float rows ``xs`` (one ``[m, n]`` array per
+    input); ``jac`` is a `BlockJacobian`, or a tuple of them for several inputs."""
     op = R.get(static.name)
+    x2 = xs[0]
     m, n = x2.shape
     if m == 0 or n == 0:
         z = jnp.zeros((m, n), jnp.int32)
-        return x2, BlockJacobian(z, None if op.sorted_output else z, z, x2, x2, x2)
+        if op.n_inputs == 1:
+            return x2, _unflatten(op, (z, z, x2, x2, x2))
+        return x2, _unflatten(op, (z, x2, x2, x2) * op.n_inputs)
     if static.backend == "callback":
-        y, perm, block, a, b, c = _per_device(functools.partial(_callback, static), x2, strength)
-        return y, BlockJacobian(perm, None if op.sorted_output else perm, block, a, b, c)
-    y, jac = op.rows(x2, strength, static.options, JAX)
-    perm = jac.in_perm.astype(jnp.int32)
-    return y, BlockJacobian(perm, None if op.sorted_output else perm,
-                            jac.block.astype(jnp.int32), jac.a, jac.b, jac.c)
+        y, *flat = _per_device(functools.partial(_callback, static), xs, strength)
+        return y, _unflatten(op, flat)
+    y, jac = op.rows(x2 if op.n_inputs == 1 else xs, strength, static.options, JAX)
+    flat = tuple(a.astype(jnp.int32) if jnp.issubdtype(a.dtype, jnp.integer) else a
+                 for a in _flatten(op, jac))
+    return y, _unflatten(op, flat)
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,42 +266,61 @@ def _zeros(like):
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _core(static, x2, strength):
-    return _forward(static, x2, strength)
+def _core(static, xs, strength):
+    return _forward(static, xs, strength)
 
 
 def _core_jvp(static, primals, tangents):
-    (x2, strength), (tx, ts) = primals, tangents
+    (xs, strength), (txs, ts) = primals, tangents
     op, opts = R.get(static.name), static.options
-    y, jac = _core(static, x2, strength)
-    no_x, no_s = isinstance(tx, SymbolicZero), isinstance(ts, SymbolicZero)
-    ty = _zeros(y) if no_x else apply(jac, tx, xp=JAX)
+    y, jac = _core(static, xs, strength)
+    jacs = jac if op.n_inputs > 1 else (jac,)
+    zero = [isinstance(t, SymbolicZero) for t in txs]
+    no_s = strength is None or isinstance(ts, SymbolicZero)
+    ty = _zeros(y)
+    for j, t, z in zip(jacs, txs, zero):
+        if not z:
+            ty = ty + apply(j, t, xp=JAX)
     if not no_s:
-        ty = ty + op.strength_tangent(x2, y, jac, strength, opts, xp=JAX) * ts
-    if opts.exact_second_order and no_s:
-        ta, tb, tc = _zeros(jac.a), _zeros(jac.b), _zeros(jac.c)
+        ty = ty + op.strength_tangent(xs[0], y, jac, strength, opts, xp=JAX) * ts
+    if opts.exact_second_order and op.n_inputs == 1 and no_s:
+        tabc = [(_zeros(j.a), _zeros(j.b), _zeros(j.c)) for j in jacs]
     else:  # the residuals' tangent: the JVP of the row function replayed on the saved structure
-        def replay(x, s):
-            return op.rows(x, s, opts, ReplayBackend(jac.in_perm, jac.block))[1]
+        def replay(xs, s):
+            replay_xp = ReplayBackend(jacs[0].in_perm, jacs[0].block)
+            out = op.rows(xs[0] if op.n_inputs == 1 else xs, s, opts, replay_xp)[1]
+            return out if op.n_inputs > 1 else (out,)
 
-        tangent_in = (_zeros(x2) if no_x else tx, jnp.zeros_like(strength) if no_s else ts)
-        _, tj = jax.jvp(replay, (x2, strength), tangent_in)
-        ta, tb, tc = tj.a, tj.b, tj.c
-    tjac = BlockJacobian(_float0_zeros(jac.in_perm), _float0_zeros(jac.out_perm),
-                         _float0_zeros(jac.block), ta, tb, tc)
-    return (y, jac), (ty, tjac)
+        t_in = tuple(_zeros(x) if z else t for x, t, z in zip(xs, txs, zero))
+        if strength is None:
+            _, tj = jax.jvp(lambda xs: replay(xs, None), (xs,), (t_in,))
+        else:
+            _, tj = jax.jvp(replay, (xs, strength),
+                            (t_in, jnp.zeros_like(strength) if no_s else ts))
+        tabc = [(j.a, j.b, j.c) for j in tj]
+    tjacs = tuple(BlockJacobian(_float0_zeros(j.in_perm), _float0_zeros(j.out_perm),
+                                _float0_zeros(j.block), *t) for j, t in zip(jacs, tabc))
+    return (y, jac), (ty, tjacs if op.n_inputs > 1 else tjacs[0])
 
 
 _core.defjvp(_core_jvp, symbolic_zeros=True)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3))
-def _apply(static, x, strength, ax):
+@functools.partial(jax.jit, static_argnums=(0, 3, 4))
+def _apply(static, xs, strength, ax, with_blocks=False):
     # Jitted (and inlined into callers' jit): eager calls, grads and jvps run compiled code.
     # ``strength`` is an operand: a new value reuses the executable.
-    x2, shape = _to_rows(x, ax)
-    y2, _ = _core(static, x2, jnp.asarray(strength).astype(x2.dtype))
-    return _from_rows(y2, shape, ax, x.dtype)
+    rows = [_to_rows(x, ax) for x in xs]
+    x2s = tuple(r[0] for r in rows)
+    if strength is not None:
+        strength = jnp.asarray(strength).astype(x2s[0].dtype)
+    y2, jac = _core(static, x2s, strength)
+    shape = rows[0][1]
+    y = _from_rows(y2, shape, ax, xs[0].dtype)
+    if not with_blocks:
+        return y
+    block = (jac if isinstance(jac, BlockJacobian) else jac[0]).block
+    return y, _from_rows(block, shape, ax, jnp.int32)
 
 
 def _call(name, x, k, *, axis, regularization_strength, backend, **options):
@@ -285,7 +334,7 @@ def _call(name, x, k, *, axis, regularization_strength, backend, **options):
             _static_number(options[key], key)
     opts = op.make_options(shape=x.shape, axis=axis, **options)
     strength = _check_strength(regularization_strength)
-    return _apply(_Static(name, opts, _check_backend(backend)), x, strength, ax)
+    return _apply(_Static(name, opts, _check_backend(backend)), (x,), strength, ax)
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,8 +387,8 @@ Array([3.  , 1.25, 1.75], dtype=float32)
 >>> soft_rank(x, regularization_strength=2.0, straight_through=True)
 Array([3., 1., 2.], dtype=float32)
 >>> # the strength is an operand: traced, scheduled or learned without recompiling
->>> jax.grad(lambda eps: soft_rank(x, regularization_strength=eps)[0])(2.0)
-Array(-0.125, dtype=float32, weak_type=True)
+>>> jax.grad(lambda eps: soft_rank(x, regularization_strength=eps)[1])(2.0)
+Array(0.125, dtype=float32, weak_type=True)
 """, _BACKEND_ARG)
 soft_sort.__doc__ = R.docstring("soft_sort", "jax", """
 >>> import jax.numpy as jnp
@@ -374,58 +423,10 @@ class IsotonicResult(NamedTuple):
     block: jax.Array
 
 
-def _isotonic_blocks_np(target, c):
-    target = np.asarray(target, np.float64)
-    c = np.asarray(c, np.float64)
-    shape = target.shape
-    n = shape[-1]
-    t2, c2 = target.reshape(-1, n), c.reshape(-1, n)
-    _, _, _, _, block = pav.pav_batch(t2, np.zeros_like(t2), c2, pav.KIND_L2, 1.0, 1.0, True,
-                                      False)
-    return block.astype(np.int32).reshape(shape)
-
-
-def _isotonic_blocks(target, c, backend):
-    m, n = target.shape
-    if m == 0 or n == 0:
-        return jnp.zeros((m, n), jnp.int32)
-    if backend == "callback":
-        return match_vma(jax.pure_callback(
-            _isotonic_blocks_np, jax.ShapeDtypeStruct((m, n), jnp.int32), target, c,
-            vmap_method="broadcast_all"), target)
-    return find_blocks(target, jnp.zeros_like(target), c, pav.KIND_L2, 1.0, 1.0)
-
-
-def isotonic_regression(y, *, sample_weight=None, y_min=None, y_max=None, increasing=True,
-                        axis=-1, return_blocks=False, backend=None):
-    r"""Least-squares isotonic regression along ``axis`` (`softorder.isotonic`), differentiable.
-
-    .. math::
-
-        \min_{v_1 \le \dots \le v_n} \sum_i c_i (y_i - v_i)^2, \qquad
-        y_{\min} \le v_i \le y_{\max}.
-
-    PAV finds the integer blocks (on the host by Numba, or in pure JAX); the fit is then
-    :math:`v_B = \sum_B c_j y_j / \sum_B c_j`, clipped, written in ``jnp``: JAX differentiates
-    it in ``y`` and in ``sample_weight`` to any order (the blocks are locally constant).
-    Non-positive weights raise ``ValueError`` for concrete inputs; under ``jit`` they give NaN
-    in their row.
-
-    Args:
-      y: floating array ``[..., n, ...]``.
-      sample_weight: positive weights, the shape of ``y`` (default ones).
-      y_min, y_max: optional bounds (Python numbers).
-      increasing: the direction of the order constraint.
-      axis: the axis of the sequences.
-      return_blocks: also return the int32 block ids (an `IsotonicResult`).
-      backend: ``"callback"``, ``"jax"`` or None (automatic), as in `soft_rank`.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from softorder.jax import isotonic_regression
-      >>> isotonic_regression(jnp.array([1.0, 3.0, 2.0, 4.0], jnp.float32))
-      Array([1. , 2.5, 2.5, 4. ], dtype=float32)
-    """
+def isotonic_regression(y: Any, *, sample_weight: Any = None, y_min: float | None = None,
+                        y_max: float | None = None, increasing: bool = True, axis: int = -1,
+                        return_blocks: bool = False,
+                        backend: str | None = None) -> jax.Array | IsotonicResult:
     y = _as_float(y, "y")
     ax = V.check_axis(axis, y.ndim, y.shape)
     backend = _check_backend(backend)
@@ -437,31 +438,20 @@ def isotonic_regression(y, *, sample_weight=None, y_min=None, y_max=None, increa
             raise ValueError(f"sample_weight must have the shape of y {y.shape}; got {c.shape}.")
         if not isinstance(c, jax.core.Tracer) and bool(jnp.any(~(c > 0))):
             raise ValueError("sample_weight must be positive.")
-    lo = None if y_min is None else float(_static_number(y_min, "y_min"))
-    hi = None if y_max is None else float(_static_number(y_max, "y_max"))
-    v, block = _isotonic(y, c, bool(increasing), lo, hi, ax, backend)
-    if return_blocks:
-        return IsotonicResult(v, block)
-    return v
+    opts = R.get("isotonic_regression").make_options(
+        increasing=increasing, y_min=None if y_min is None else _static_number(y_min, "y_min"),
+        y_max=None if y_max is None else _static_number(y_max, "y_max"))
+    static = _Static("isotonic_regression", opts, backend)
+    v, block = _apply(static, (y, c.astype(y.dtype)), None, ax, True)
+    return IsotonicResult(v, block) if return_blocks else v
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5, 6))
-def _isotonic(y, c, increasing, lo, hi, ax, backend):
-    y2, shape = _to_rows(y, ax)
-    c2, _ = _to_rows(c, ax)
-    bad = jnp.any(~(c2 > 0), axis=-1, keepdims=True)
-    c2 = jnp.where(bad, 1.0, c2)
-    target = jax.lax.stop_gradient(-y2 if increasing else y2)
-    block = jax.lax.stop_gradient(_isotonic_blocks(target, jax.lax.stop_gradient(c2), backend))
-    csum = block_sum(c2, block)
-    v = block_sum(c2 * y2, block) / csum
-    v = v + block_sum(c2 * (y2 - v), block) / csum  # one correction pass, as the Numba mean
-    if lo is not None or hi is not None:
-        free = jnp.ones(v.shape, bool)
-        if lo is not None:
-            free = free & (v > lo)
-        if hi is not None:
-            free = free & (v < hi)
-        v = jnp.where(free, v, jnp.clip(jax.lax.stop_gradient(v), lo, hi))
-    v = jnp.where(bad, jnp.nan, v)
-    return _from_rows(v, shape, ax, y.dtype), _from_rows(block, shape, ax, jnp.int32)
+isotonic_regression.__doc__ = R.docstring("isotonic_regression", "jax", """
+>>> import jax, jax.numpy as jnp
+>>> from softorder.jax import isotonic_regression
+>>> y = jnp.array([1.0, 3.0, 2.0, 4.0], jnp.float32)
+>>> isotonic_regression(y)
+Array([1. , 2.5, 2.5, 4. ], dtype=float32)
+>>> jax.grad(lambda c: isotonic_regression(y, sample_weight=c)[1])(jnp.ones(4))
+Array([ 0.  ,  0.25, -0.25,  0.  ], dtype=float32)
+""", _BACKEND_ARG)
