@@ -277,12 +277,10 @@ def _core_jvp(static, primals, tangents):
     jacs = jac if op.n_inputs > 1 else (jac,)
     zero = [isinstance(t, SymbolicZero) for t in txs]
     no_s = strength is None or isinstance(ts, SymbolicZero)
-    ty = _zeros(y)
-    for j, t, z in zip(jacs, txs, zero):
-        if not z:
-            ty = ty + apply(j, t, xp=JAX)
+    parts = [apply(j, t, xp=JAX) for j, t, z in zip(jacs, txs, zero) if not z]
     if not no_s:
-        ty = ty + op.strength_tangent(xs[0], y, jac, strength, opts, xp=JAX) * ts
+        parts.append(op.strength_tangent(xs[0], y, jac, strength, opts, xp=JAX) * ts)
+    ty = functools.reduce(jnp.add, parts) if parts else _zeros(y)
     if opts.exact_second_order and op.n_inputs == 1 and no_s:
         tabc = [(_zeros(j.a), _zeros(j.b), _zeros(j.c)) for j in jacs]
     else:  # the residuals' tangent: the JVP of the row function replayed on the saved structure
