@@ -170,11 +170,14 @@ def _host_rows(static, *arrays):
     shape, dt = xs[0].shape, xs[0].dtype
     x2 = [np.array(a.reshape(-1, shape[-1]), dtype=np.float64) for a in xs]  # writable float64
     s = np.asarray(arrays[op.n_inputs] if len(arrays) > op.n_inputs else 0.0, np.float64)
-    s = np.broadcast_to(s.reshape(s.shape + (1,)), shape[:-1]).reshape(-1)
-    values, which = np.unique(s, return_inverse=True)
+    if s.size == 1 or s.min() == s.max():  # one strength (always, unless vmapped over it)
+        values, which = s.reshape(-1)[:1], None
+    else:
+        s = np.broadcast_to(s.reshape(s.shape + (1,)), shape[:-1]).reshape(-1)
+        values, which = np.unique(s, return_inverse=True)
     outs = None
     for i, value in enumerate(values):
-        rows = slice(None) if len(values) == 1 else which.reshape(-1) == i
+        rows = slice(None) if which is None else which.reshape(-1) == i
         xr = [a[rows] for a in x2]
         y, jac = op.rows(xr[0] if op.n_inputs == 1 else tuple(xr),
                          None if op.n_inputs > 1 else float(value), static.options, R.NUMPY)
