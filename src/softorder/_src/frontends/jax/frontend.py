@@ -388,8 +388,8 @@ Array([3.  , 1.25, 1.75], dtype=float32)
 >>> soft_rank(x, regularization_strength=2.0, straight_through=True)
 Array([3., 1., 2.], dtype=float32)
 >>> # the strength is an operand: traced, scheduled or learned without recompiling
->>> jax.grad(lambda eps: soft_rank(x, regularization_strength=eps)[1])(2.0)
-Array(0.125, dtype=float32, weak_type=True)
+>>> jax.grad(lambda eps: soft_rank(x, regularization_strength=eps)[1])(jnp.float32(2.0))
+Array(0.125, dtype=float32)
 """, _BACKEND_ARG)
 soft_sort.__doc__ = R.docstring("soft_sort", "jax", """
 >>> import jax.numpy as jnp
@@ -453,6 +453,6 @@ isotonic_regression.__doc__ = R.docstring("isotonic_regression", "jax", """
 >>> y = jnp.array([1.0, 3.0, 2.0, 4.0], jnp.float32)
 >>> isotonic_regression(y)
 Array([1. , 2.5, 2.5, 4. ], dtype=float32)
->>> jax.grad(lambda c: isotonic_regression(y, sample_weight=c)[1])(jnp.ones(4))
+>>> jax.grad(lambda c: isotonic_regression(y, sample_weight=c)[1])(jnp.ones(4, y.dtype))
 Array([ 0.  ,  0.25, -0.25,  0.  ], dtype=float32)
 """, _BACKEND_ARG)
