@@ -10,7 +10,7 @@ from numpy.testing import assert_allclose
 import softorder.jax as sj
 import softorder.numpy as snp
 from softorder._src.core.dykstra import dykstra_decreasing
-from softorder._src.frontends.jax.backend import dykstra_jax, find_blocks
+from softorder._src.frontends.jax.backend import JAX, find_blocks
 from softorder._src.isotonic import pav
 
 
@@ -61,20 +61,21 @@ def test_block_merging_pav_finds_the_numba_blocks(kind, r, rng):
     ref = pav.pav_batch(s, w, cw, kind, r, 0.7, False, False)
     got = find_blocks(jnp.asarray(s), jnp.asarray(w), jnp.asarray(cw), kind, r, 0.7)
     np.testing.assert_array_equal(np.asarray(got), ref[4])
-    from softorder._src.frontends.jax.backend import JAX
-
     out = JAX.pav(jnp.asarray(s), jnp.asarray(w), jnp.asarray(cw), kind, r, 0.7, False, False)
     for a, b in zip(out[:3], ref[:3]):
         assert_allclose(np.asarray(a), b, rtol=1e-9, atol=1e-9)
 
 
-def test_dykstra_in_jnp_matches_numpy_dykstra(rng):
+def test_dykstra_on_the_jax_backend_matches_numpy_dykstra(rng):
     y = rng.normal(size=(5, 9))
     y[2, 3] = np.nan
     wts = rng.uniform(0.5, 2.0, size=y.shape)
     for max_iter, tol in ((3, 1e-9), (2000, 1e-12)):
         ref = dykstra_decreasing(y, wts, max_iter=max_iter, tol=tol)
-        sol, block, it = dykstra_jax(jnp.asarray(y), jnp.asarray(wts), max_iter, tol)
+        run = jax.jit(lambda y, w, it=max_iter, tol=tol: dykstra_decreasing(
+            y, w, max_iter=it, tol=tol, xp=JAX))
+        st = run(jnp.asarray(y), jnp.asarray(wts))
+        sol, block, it = st.solution, st.block, st.n_iter
         assert int(it) == ref.n_iter
         assert_allclose(np.asarray(sol), ref.solution, rtol=1e-12, atol=1e-12)
         np.testing.assert_array_equal(np.asarray(block)[[0, 1, 3, 4]], ref.block[[0, 1, 3, 4]])

@@ -48,13 +48,13 @@ def test_callback_under_vmap_is_one_batched_call(rng, monkeypatch):
     from softorder._src.frontends.jax import frontend as jax_frontend
 
     calls = []
-    orig = jax_frontend._numpy_rows
+    orig = jax_frontend._host_rows
 
-    def counting(spec, x):
+    def counting(static, x, strength):
         calls.append(np.shape(x))
-        return orig(spec, x)
+        return orig(static, x, strength)
 
-    monkeypatch.setattr(jax_frontend, "_numpy_rows", counting)
+    monkeypatch.setattr(jax_frontend, "_host_rows", counting)
     x = jnp.asarray(rng.normal(size=(7, 3, 5)))
     jax.vmap(lambda v: sj.soft_rank(v, regularization_strength=0.123, backend="callback"))(x)
     assert calls == [(7, 3, 5)]
@@ -163,8 +163,14 @@ def test_default_backend_is_callback_on_cpu():
      "sample_weight"),
     (lambda x: sj.isotonic_regression(x, sample_weight=jnp.ones(3)), ValueError,
      "sample_weight"),
-    (lambda x: jax.jit(lambda s: sj.soft_rank(x, regularization_strength=s))(1.0), TypeError,
+    (lambda x: sj.soft_rank(x, regularization_strength=jnp.ones(2)), TypeError,
      "regularization_strength"),
+    (lambda x: sj.soft_rank(x, regularization_strength=True), TypeError,
+     "regularization_strength"),
+    (lambda x: sj.soft_rank(x, regularization_strength=jnp.array(-1.0)), ValueError,
+     "regularization_strength"),
+    (lambda x: jax.jit(lambda p: sj.soft_topk_mask(x, 1, p=p))(2.0), TypeError, "p"),
+    (lambda x: sj.soft_rank(x, straight_through=1), TypeError, "straight_through"),
 ])
 def test_bad_arguments_raise_naming_the_argument(call, exc, word):
     x = jnp.ones((2, 4))

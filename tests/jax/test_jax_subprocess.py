@@ -58,6 +58,51 @@ def test_sharded_batch_over_two_devices_matches_single_device_values_and_gradien
     _run(SHARDING, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_ENABLE_X64="0")
 
 
+EXPLICIT_AND_AUTO_MESHES = """
+import jax
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+import softorder.jax as sj
+
+assert len(jax.devices()) == 2, jax.devices()
+rng = np.random.default_rng(0)
+x = rng.normal(size=(6, 16))
+w = rng.normal(size=x.shape)
+t = rng.normal(size=x.shape)
+OPS = {
+    "soft_rank": lambda v, b: sj.soft_rank(v, regularization="kl", regularization_strength=0.5, backend=b),
+    "soft_sort": lambda v, b: sj.soft_sort(v, regularization="pnorm", backend=b),
+    "soft_topk_mask": lambda v, b: sj.soft_topk_mask(v, 3, regularization_strength=0.3, backend=b),
+    "soft_topk_magnitude": lambda v, b: sj.soft_topk_magnitude(v, 3, p=2.0, backend=b),
+}
+for kind in (AxisType.Explicit, AxisType.Auto):
+    mesh = jax.make_mesh((2,), ("b",), axis_types=(kind,))
+    xs = jax.device_put(x, NamedSharding(mesh, P("b", None)))
+    ts = jax.device_put(t, NamedSharding(mesh, P("b", None)))
+    for backend in ("callback", "jax"):
+        for name, op in OPS.items():
+            f = lambda v: op(v, backend)
+            loss = lambda v: jnp.sum(f(v) * w)
+            run = jax.jit(lambda v, u: (f(v), jax.grad(loss)(v), jax.jvp(f, (v,), (u,))[1]))
+            ref = run(jnp.asarray(x), jnp.asarray(t))
+            got = run(xs, ts)
+            for r, g, what in zip(ref, got, ("value", "grad", "jvp")):
+                np.testing.assert_allclose(np.asarray(g), np.asarray(r), rtol=1e-12, atol=1e-12,
+                                           err_msg=f"{kind} {backend} {name} {what}")
+                assert g.sharding == xs.sharding, (kind, backend, name, what, g.sharding)
+print("OK")
+"""
+
+
+def test_each_device_computes_its_own_rows_under_explicit_and_auto_meshes():
+    # value, grad and jvp of a batch sharded P("b", None) equal the single-device results,
+    # and the output, gradient and tangent keep the input's sharding (no gather to device 0)
+    _run(EXPLICIT_AND_AUTO_MESHES, XLA_FLAGS="--xla_force_host_platform_device_count=2",
+         JAX_ENABLE_X64="0")
+
+
 NO_X64 = """
 import sys
 import jax

@@ -35,41 +35,41 @@ from jax import lax
 from ...isotonic import pav as _pav
 from ...isotonic.regularizers import D_CAP, NEWTON_MAX_ITER
 
-__all__ = ["JaxBackend", "JAX", "ReplayBackend", "find_blocks", "finalize", "dykstra_jax",
-           "segment_ids", "block_sum", "inverse_perm", "match_vma"]
+__all__ = ["JaxBackend", "JAX", "ReplayBackend", "find_blocks", "finalize", "block_sum",
+           "match_vma"]
 
 _D_CAP = D_CAP
 _NEWTON_MAX_ITER = NEWTON_MAX_ITER
 
 
 # --------------------------------------------------------------------------------------------
-# Segment reductions over integer block ids (row-global ids ``row * n + block``).
+# Segment reductions over integer block ids, one row at a time (vmap over rows): the row axis is
+# kept, so a batch sharded over rows (explicit or auto mesh axes) stays sharded -- never a scatter
+# into a flattened array.
 
 
-def segment_ids(block):
-    m, n = block.shape
-    return (jnp.arange(m, dtype=jnp.int32)[:, None] * n + block.astype(jnp.int32)).reshape(-1)
+def _per_row(reduce):
+    def row(vals, block):
+        return reduce(vals, block, vals.shape[-1], indices_are_sorted=True)[block]
+
+    def at_each_position(vals, block):
+        return jax.vmap(row)(vals, block.astype(jnp.int32))
+
+    return at_each_position
 
 
-def block_sum(vals, gid):
-    """``sum_{j in B(k)} vals_j`` at every position ``k`` (``[m, n]``)."""
-    m, n = vals.shape
-    sums = jax.ops.segment_sum(vals.reshape(-1), gid, m * n, indices_are_sorted=True)
-    return sums[gid].reshape(m, n)
+block_sum = _per_row(jax.ops.segment_sum)  # sum_{j in B(k)} vals_j at every position k, [m, n]
+_block_max = _per_row(jax.ops.segment_max)
+_block_min = _per_row(jax.ops.segment_min)
 
 
-def _block_reduce(op, vals, gid):
-    m, n = vals.shape
-    red = op(vals.reshape(-1), gid, m * n, indices_are_sorted=True)
-    return red[gid].reshape(m, n)
+def _iota_like(like):
+    """``[0, 1, ..., n-1]`` in every row, int32, with ``like``'s layout."""
+    return jnp.zeros_like(like, jnp.int32) + jnp.arange(like.shape[-1], dtype=jnp.int32)
 
 
-def inverse_perm(perm):
-    """``inv[perm[k]] = k`` per row (int32), by one integer scatter."""
-    m, n = perm.shape
-    rows = jnp.arange(m, dtype=jnp.int32)[:, None]
-    iota = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (m, n))
-    return jnp.zeros((m, n), jnp.int32).at[rows, perm].set(iota, unique_indices=True)
+def _put_row(vals, idx):
+    return jnp.zeros_like(vals).at[idx].set(vals, unique_indices=True)
 
 
 def _varying_axes(a):
@@ -136,20 +136,20 @@ def _dphi(u, r):
 # Block values.
 
 
-def _block_mean(v, cw, csum, gid):
+def _block_mean(v, cw, csum, block):
     """Weighted block mean, with one correction pass (keeps precision when |v| >> spread)."""
-    m1 = block_sum(cw * v, gid) / csum
-    return m1 + block_sum(cw * (v - m1), gid) / csum
+    m1 = block_sum(cw * v, block) / csum
+    return m1 + block_sum(cw * (v - m1), block) / csum
 
 
-def _newton_offsets(s, W, c, lo, hi, gid, r, lam_b, mag, tiny):
+def _newton_offsets(s, W, c, lo, hi, block, r, lam_b, mag, tiny):
     """Root ``g`` of ``F(g) = sum_B phi((s - c - g) / lam_b) - (c + g if mag else 1) W`` per block.
 
     F is decreasing; ``F(lo) >= 0 >= F(hi)``. Safeguarded Newton (bisection when a step leaves
     the bracket), vectorized over all blocks; values are block-constant at every position.
     """
 
-    fun = _make_fun(s, W, c, gid, r, lam_b, mag)
+    fun = _make_fun(s, W, c, block, r, lam_b, mag)
 
     def body(state):
         it, g, lo, hi, _ = state
@@ -174,41 +174,40 @@ def _newton_offsets(s, W, c, lo, hi, gid, r, lam_b, mag, tiny):
 
 def _stats(s, w, cw, block, kind, r, lam, differentiable):
     """Per-position block quantities: (u, gamma, extras) for the given block ids."""
-    gid = segment_ids(block)
     ones = jnp.ones_like(s)
-    size = block_sum(ones, gid)
+    size = block_sum(ones, block)
     sinf = jnp.isinf(s)
-    hasinf = block_sum(sinf.astype(s.dtype), gid) > 0
+    hasinf = block_sum(sinf.astype(s.dtype), block) > 0
     sf = jnp.where(sinf, 0.0, s)
     # A block holding +-inf has the value +-inf (infinite entries are never pooled with
     # finite ones, as in the Numba kernel); finalize gives their entries the hard values.
-    infsign = block_sum(jnp.where(sinf, jnp.sign(s), 0.0), gid)
+    infsign = block_sum(jnp.where(sinf, jnp.sign(s), 0.0), block)
     ginf = jnp.where(infsign > 0, jnp.inf, -jnp.inf)
-    ex = {"gid": gid, "size": size, "hasinf": hasinf}
+    ex = {"block": block, "size": size, "hasinf": hasinf}
     if kind == _pav.KIND_L2:
-        csum = block_sum(cw, gid)
-        ms = _block_mean(sf, cw, csum, gid)
-        mw = _block_mean(w, cw, csum, gid)
+        csum = block_sum(cw, block)
+        ms = _block_mean(sf, cw, csum, block)
+        mw = _block_mean(w, cw, csum, block)
         u = (sf - ms) + mw
         gamma = ms - mw
         ex.update(csum=csum)
         return u, jnp.where(hasinf, ginf, gamma), ex
     if kind == _pav.KIND_KL:
-        ms = lax.stop_gradient(_block_reduce(jax.ops.segment_max, sf, gid))
-        es = block_sum(jnp.exp(sf - ms), gid)
+        ms = lax.stop_gradient(_block_max(sf, block))
+        es = block_sum(jnp.exp(sf - ms), block)
         wf = jnp.where(jnp.isfinite(w), w, 0.0)
-        mw = lax.stop_gradient(_block_reduce(jax.ops.segment_max, wf, gid))
-        ew = block_sum(jnp.where(w == -jnp.inf, 0.0, jnp.exp(wf - mw)), gid)
+        mw = lax.stop_gradient(_block_max(wf, block))
+        ew = block_sum(jnp.where(w == -jnp.inf, 0.0, jnp.exp(wf - mw)), block)
         off = jnp.log(es / ew) - mw
         u = (sf - ms) - off
         ex.update(ms=ms, es=es, mw=mw, ew=ew, wf=wf)
         return u, jnp.where(hasinf, ginf, ms + off), ex
     mag = kind == _pav.KIND_MAG
     lam_b = lam if mag else 1.0
-    W = block_sum(w, gid)
-    c = _block_mean(sf, ones, size, gid)
-    smin = _block_reduce(jax.ops.segment_min, sf, gid)
-    smax = _block_reduce(jax.ops.segment_max, sf, gid)
+    W = block_sum(w, block)
+    c = _block_mean(sf, ones, size, block)
+    smin = _block_min(sf, block)
+    smax = _block_max(sf, block)
     if mag:  # s = |x| >= 0: gamma in [0, max s]
         lo, hi = -c, smax - c
     else:
@@ -216,9 +215,9 @@ def _stats(s, w, cw, block, kind, r, lam, differentiable):
         lo, hi = (smin - c) - base, (smax - c) - base
     tiny = jnp.maximum(jnp.abs(c), 1.0) * jnp.finfo(s.dtype).tiny
     args = (lax.stop_gradient(v) for v in (sf, W, c, lo, hi))
-    off = lax.stop_gradient(_newton_offsets(*args, gid, r, lam_b, mag, tiny))
+    off = lax.stop_gradient(_newton_offsets(*args, block, r, lam_b, mag, tiny))
     if differentiable:
-        fun = _make_fun(sf, W, c, gid, r, lam_b, mag)
+        fun = _make_fun(sf, W, c, block, r, lam_b, mag)
         for _ in range(2):
             f, fp = fun(off)
             off = off + jnp.where(fp > 0, f / jnp.where(fp > 0, fp, 1.0), 0.0)
@@ -229,11 +228,11 @@ def _stats(s, w, cw, block, kind, r, lam, differentiable):
     return u, jnp.where(hasinf, ginf, c + off), ex
 
 
-def _make_fun(s, W, c, gid, r, lam_b, mag):
+def _make_fun(s, W, c, block, r, lam_b, mag):
     def fun(g):
         u = ((s - c) - g) / lam_b
-        f = block_sum(_phi(u, r), gid)
-        fp = block_sum(_dphi(u, r), gid) / lam_b
+        f = block_sum(_phi(u, r), block)
+        fp = block_sum(_dphi(u, r), block) / lam_b
         if mag:
             return f - (c + g) * W, fp + W
         return f - W, fp
@@ -249,12 +248,12 @@ def finalize(s, w, cw, block, kind, r, lam, write_v=False, need_beta=False, diff
     ``write_v``); ``beta`` is ``[m, 0]`` unless ``need_beta``.
     """
     u, gamma, ex = _stats(s, w, cw, block, kind, r, lam, differentiable)
-    gid, size, hasinf = ex["gid"], ex["size"], ex["hasinf"]
+    block, size, hasinf = ex["block"], ex["size"], ex["hasinf"]
     beta = jnp.zeros(s.shape[:-1] + (0,), s.dtype)
     if kind == _pav.KIND_L2:
         d = jnp.ones_like(s)
         alpha = cw / ex["csum"]
-        uh = block_sum(w, gid) / size
+        uh = block_sum(w, block) / size
     elif kind == _pav.KIND_KL:
         al = jnp.exp(jnp.where(jnp.isinf(s), 0.0, s) - ex["ms"]) / ex["es"]
         big = size > 1
@@ -268,7 +267,7 @@ def finalize(s, w, cw, block, kind, r, lam, write_v=False, need_beta=False, diff
         mag = kind == _pav.KIND_MAG
         lam_b = ex["lam_b"]
         dp = _dphi(u / lam_b, r) / lam_b
-        tot = block_sum(dp, gid) + (ex["W"] if mag else 0.0)
+        tot = block_sum(dp, block) + (ex["W"] if mag else 0.0)
         alpha = jnp.where(tot > 0, dp / jnp.where(tot > 0, tot, 1.0), 1.0 / size)
         if mag:
             d = 1.0 + dp
@@ -299,7 +298,7 @@ def find_blocks(s, w, cw, kind, r, lam):
     s = jnp.where(nan, 0.0, s)
     w = jnp.where(nan, 0.0, w)
     cw = jnp.where(nan, 1.0, cw)
-    block0 = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (m, n))
+    block0 = _iota_like(s)
     if n <= 1 or m == 0:
         return block0
 
@@ -313,7 +312,7 @@ def find_blocks(s, w, cw, kind, r, lam):
         block, gamma, viol, it = state
         boundary = (block[:, 1:] != block[:, :-1]) & ~viol
         block = jnp.concatenate(
-            [jnp.zeros((m, 1), jnp.int32), jnp.cumsum(boundary, axis=1, dtype=jnp.int32)], axis=1)
+            [jnp.zeros_like(block[:, :1]), jnp.cumsum(boundary, axis=1, dtype=jnp.int32)], axis=1)
         gamma = gamma_of(block)
         return block, gamma, violations(block, gamma), it + 1
 
@@ -324,71 +323,6 @@ def find_blocks(s, w, cw, kind, r, lam):
     state = match_vma((block0, gamma, violations(block0, gamma), jnp.int32(0)), s)
     block = lax.while_loop(cond, body, state)[0]
     return jnp.where(nan, block0, block)
-
-
-# --------------------------------------------------------------------------------------------
-# Dykstra in jnp (mirrors isotonic.dykstra and torch_backend.dykstra_torch).
-
-
-def _project_pairs(z, weights, offset):
-    m, n = z.shape
-    npairs = (n - offset) // 2
-    if npairs <= 0:
-        return z, jnp.zeros((m, 0), bool)
-    stop = offset + 2 * npairs
-    za, zb = z[:, offset:stop:2], z[:, offset + 1:stop:2]
-    wa, wb = weights[:, offset:stop:2], weights[:, offset + 1:stop:2]
-    active = za < zb
-    mean = (wa * za + wb * zb) / (wa + wb)
-    z = z.at[:, offset:stop:2].set(jnp.where(active, mean, za))
-    z = z.at[:, offset + 1:stop:2].set(jnp.where(active, mean, zb))
-    return z, active
-
-
-def dykstra_jax(y, weights, max_iter=1000, tol=1e-9):
-    """Weighted l2 projection of each row onto decreasing sequences by Dykstra, in ``jnp``.
-
-    Same sweeps and stopping rule as `isotonic.dykstra.dykstra_decreasing` (stop when one sweep
-    changes no entry by more than ``tol`` times the row's largest ``|y|``, or after
-    ``max_iter`` sweeps), in one ``lax.while_loop``: no host synchronization.
-
-    Returns:
-      ``(solution, block, n_iter)``; ``block`` (int32) are the blocks of the pair constraints
-      active in the last sweep.
-    """
-    m, n = y.shape
-    weights = jnp.broadcast_to(weights.astype(y.dtype), (m, n))
-    nanrow = jnp.any(jnp.isnan(y) | jnp.isnan(weights), axis=1, keepdims=True)
-    y = jnp.where(nanrow, 0.0, y)
-    weights = jnp.where(nanrow, 1.0, weights)
-    scale = jnp.maximum(jnp.max(jnp.abs(y), axis=1, initial=0.0), jnp.finfo(y.dtype).tiny)
-    act1 = jnp.zeros((m, n // 2), bool)
-    act2 = jnp.zeros((m, max(n - 1, 0) // 2), bool)
-
-    def body(state):
-        it, x, p, q, _, _, _ = state
-        t, a1 = _project_pairs(x + p, weights, 0)
-        p = x + p - t
-        xn, a2 = _project_pairs(t + q, weights, 1)
-        q = t + q - xn
-        change = jnp.max(jnp.abs(xn - x), axis=1, initial=0.0)
-        return it + 1, xn, p, q, a1, a2, jnp.all(change <= tol * scale)
-
-    def cond(state):
-        return (state[0] < max_iter) & ~state[6]
-
-    zero = jnp.zeros_like(y)
-    state = match_vma((jnp.int32(0), y, zero, zero, act1, act2, jnp.bool_(False)), y)
-    it, x, _, _, act1, act2, _ = lax.while_loop(cond, body, state)
-    link = jnp.zeros((m, max(n - 1, 0)), bool)
-    if n > 1:
-        link = link.at[:, 0::2].set(act1).at[:, 1::2].set(act2)
-        block = jnp.concatenate([jnp.zeros((m, 1), jnp.int32),
-                                 jnp.cumsum(~link, axis=1, dtype=jnp.int32)], axis=1)
-    else:
-        block = jnp.zeros((m, n), jnp.int32)
-    x = jnp.where(nanrow, jnp.nan, x)
-    return x, block, it
 
 
 # --------------------------------------------------------------------------------------------
@@ -410,7 +344,11 @@ class JaxBackend:
 
     @staticmethod
     def put(vals, idx):
-        return jnp.take_along_axis(vals, inverse_perm(idx), -1)
+        return jax.vmap(_put_row)(vals, idx)
+
+    @staticmethod
+    def segment_sum(vals, block):
+        return block_sum(vals, block)
 
     def pav(self, s, w, cw, kind, r, lam, write_v, need_beta):
         block = self.blocks(s, w, cw, kind, r, lam)
@@ -424,29 +362,22 @@ class JaxBackend:
     def blocks(s, w, cw, kind, r, lam):
         return find_blocks(s, w, cw, kind, r, lam)
 
-    @staticmethod
-    def dykstra(y, weights, max_iter, tol):
-        sol, block, _ = dykstra_jax(y, weights, max_iter, tol)
-        return sol, block
-
-    @staticmethod
-    def block_alpha(block, weights):
-        return weights / block_sum(weights, segment_ids(block))
+    # Constant rows are built from ``like`` so that they carry its sharding (rows sharded over
+    # a mesh stay sharded, and vmap over rows sees one layout).
 
     @staticmethod
     def rho(like):
-        m, n = like.shape
-        return jnp.broadcast_to(jnp.arange(n, 0, -1, dtype=like.dtype), (m, n))
+        n = like.shape[-1]
+        return jnp.zeros_like(like) + jnp.arange(n, 0, -1, dtype=like.dtype)
 
     @staticmethod
     def topk_weights(like, k):
-        m, n = like.shape
-        return jnp.broadcast_to((jnp.arange(n) < k).astype(like.dtype), (m, n))
+        n = like.shape[-1]
+        return jnp.zeros_like(like) + (jnp.arange(n) < k).astype(like.dtype)
 
     @staticmethod
     def identity_perm(like):
-        m, n = like.shape
-        return jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (m, n))
+        return _iota_like(like)
 
     @staticmethod
     def log(a):
@@ -460,10 +391,6 @@ class JaxBackend:
     where = staticmethod(jnp.where)
 
     # Reductions and control flow (for core.dykstra).
-    @staticmethod
-    def segment_sum(vals, block):
-        return block_sum(vals, segment_ids(block))
-
     @staticmethod
     def row_max(a):
         return jnp.max(a, axis=-1, keepdims=True, initial=-jnp.inf)

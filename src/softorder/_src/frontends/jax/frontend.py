@@ -1,61 +1,54 @@
-r"""JAX front end: soft sort, rank, top-k and isotonic regression as ``jax.custom_jvp`` ops.
+r"""JAX front end: every registered operator (`core.registry`) as one ``jax.custom_jvp`` op.
 
-Each public function validates its options like `softorder.numpy`, moves ``axis`` last,
-reshapes to ``[m, n]`` rows and calls one ``custom_jvp`` op whose primal returns the output
-and the residuals of the operator's `BlockJacobian` (DESIGN §1): the sorting permutation, the
-inverse output permutation, the integer PAV block ids and three float vectors ``a, b, c``.
-Its tangent is linear and written in ``jnp``:
-
-.. math::
-
-    g = \dot x[\pi_{in}], \qquad
-    t_k = a_k g_k + b_k \sum_{j \in B(k)} c_j g_j, \qquad
-    \dot y = t[\pi_{out}^{-1}],
-
-with ``take_along_axis`` and ``jax.ops.segment_sum`` over the saved block ids, O(n) per row.
-JAX transposes it for reverse mode, so ``jvp``, ``grad``, ``jacfwd``, ``jacrev``, ``vmap``
-and ``jit`` all come from this one rule.
+A public function validates its options once (``Operator.make_options``: a frozen, hashable
+dataclass), moves ``axis`` last, reshapes to ``[m, n]`` rows and calls `_core`, the one
+``custom_jvp`` function of every operator. Its static part is ``(operator name, options,
+backend)``; the rows ``x2`` and the ``regularization_strength`` are its operands, so a new
+strength (a Python float or a 0-d array, traced too) never compiles a new executable. The
+primal returns the output and the operator's `BlockJacobian` (one layout: ``out_perm`` is None
+for sorts, equal to ``in_perm`` otherwise). The tangent is the core's one derivative map,
+``jacobian.apply(jac, x_dot, xp=JAX)`` (gathers and per-row segment sums, O(n) per row), plus
+``Operator.strength_tangent`` times the strength's tangent. It is linear in the tangents, so JAX
+transposes it for reverse mode: ``jvp``, ``grad``, ``jacfwd``, ``jacrev``, ``vmap`` and ``jit``
+all come from this one rule.
 
 **Two forward backends** (``backend=`` on every function):
 
-* ``"callback"`` (default on CPU): the fused Numba kernels of `ops` through
-  ``jax.pure_callback`` (``vmap_method="broadcast_all"``: a ``vmap`` becomes one batched call,
-  never a loop over rows). Computes in float64.
-* ``"jax"`` (default on GPU/TPU): the same row operators over the pure-JAX backend
-  (`jax_backend`): ``jnp.argsort``, a parallel block-merging PAV and Dykstra in
+* ``"callback"`` (default on CPU): the registry's row function on the NumPy backend (fused
+  Numba kernels) through ``jax.pure_callback`` (``vmap_method="broadcast_all"``: a ``vmap``
+  becomes one batched call, never a loop over rows). Computes in float64. Under a mesh
+  (explicit or auto axes) the callback runs inside ``jax.shard_map`` over the axes that shard
+  the rows, so each device computes its own rows and the output keeps the input's sharding.
+* ``"jax"`` (default on GPU/TPU): the same row function over the pure-JAX backend
+  (`backend.JaxBackend`): ``jnp.argsort``, a parallel block-merging PAV and Dykstra in
   ``lax.while_loop``; no host round trip. Computes in float64 with ``jax_enable_x64``,
   otherwise in float32.
 
-**Higher orders.** The residuals ``a, b, c`` depend smoothly on ``x`` (except for ``l2``,
-where they are constant). Their tangent is the JVP of a pure-``jnp`` *replay* of the operator
-with the saved permutation and blocks (`jax_backend.ReplayBackend`), which is exact wherever
-the sort order and the blocks are locally constant (everywhere but a measure-zero set of
-kinks). So second (and higher) derivatives -- ``jax.hessian``, ``jacfwd(jacrev(f))``,
-``check_grads(order=2)`` -- are exact for every regularization, for both backends.
+**Higher orders.** The residuals ``a, b, c`` depend smoothly on ``x`` (except where
+``options.exact_second_order``) and on the strength. Their tangent is the JVP of a pure-``jnp``
+*replay* of the registry's row function with the saved permutation and blocks
+(`backend.ReplayBackend`), exact wherever the sort order and the blocks are locally constant
+(everywhere but a measure-zero set of kinks). So second (and higher) derivatives, in ``x`` and
+in the strength, are exact for every regularization, for both backends.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+import math
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_derivatives import SymbolicZero
+from jax.sharding import AxisType
+from jax.sharding import PartitionSpec as P
 
-from ...core import ops
+from ...core import registry as R
 from ...core import validation as V
-from ...core.projection import exponent_r
-from ...isotonic import pav
-from .backend import (
-    JAX,
-    ReplayBackend,
-    block_sum,
-    find_blocks,
-    inverse_perm,
-    match_vma,
-    segment_ids,
-)
+from ...core.jacobian import BlockJacobian, apply
+from .backend import JAX, ReplayBackend, match_vma
 
 __all__ = [
     "soft_sort",
@@ -72,7 +65,7 @@ BACKENDS = ("callback", "jax")
 _FLOAT_DTYPES = (jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64)
 
 
-def default_backend():
+def default_backend() -> str:
     """``"callback"`` when JAX's default platform is the CPU, else ``"jax"``."""
     return "callback" if jax.default_backend() == "cpu" else "jax"
 
@@ -101,7 +94,32 @@ def _as_float(x, name="x"):
         return x
     if hasattr(x, "dtype") and str(x.dtype) == "bfloat16":
         return jnp.asarray(x)
-    return jnp.asarray(V.as_float_array(x, name))
+    x = V.as_float_array(x, name)
+    if not x.dtype.isnative:  # big-endian NumPy arrays: JAX takes native byte order only
+        x = x.astype(x.dtype.newbyteorder("="))
+    return jnp.asarray(x)
+
+
+def _static_number(value, name):
+    if isinstance(value, jax.core.Tracer):
+        raise V.static_number_error(
+            name, value, "softorder.jax", "a traced array",
+            "Mark it static (e.g. jax.jit(..., static_argnames=...)) or pass float(...).")
+    return value
+
+
+def _check_strength(value):
+    """A Python/NumPy number (checked > 0) or a 0-d jax array (a traced one cannot be checked
+    for positivity); an operand of the op, never static."""
+    if isinstance(value, (jax.Array, jax.core.Tracer)) and not isinstance(value, np.ndarray):
+        if value.shape != () or not (jnp.issubdtype(value.dtype, jnp.floating)
+                                     or jnp.issubdtype(value.dtype, jnp.integer)):
+            raise TypeError(f"regularization_strength must be a positive number or a 0-d real "
+                            f"array; got dtype {value.dtype} with shape {value.shape}.")
+        if not isinstance(value, jax.core.Tracer):
+            V.check_strength(value)
+        return value
+    return V.check_strength(value)
 
 
 def _to_rows(x, ax):
@@ -115,318 +133,284 @@ def _from_rows(y2, shape, ax, dtype):
     return jnp.moveaxis(y2.reshape(shape), -1, ax).astype(dtype)
 
 
-def _static_number(value, name):
-    if isinstance(value, jax.core.Tracer):
-        raise V.static_number_error(
-            name, value, "softorder.jax", "a traced array",
-            "Mark it static (e.g. jax.jit(..., static_argnames=...)) or pass float(...).")
-    return value
-
-
 # --------------------------------------------------------------------------------------------
-# The differentiable row op.
+# The forward pass: the registry's row function, on the host (Numba) or in jnp.
 
 
-class _Spec(NamedTuple):
-    """Everything static about one operator call (hashable: a ``nondiff_argnum``)."""
+class _Static(NamedTuple):
+    """Everything static about one call (hashable: the ``nondiff_argnum`` of `_core`)."""
 
-    op: str  # "rank", "sort", "mask", "magnitude"
-    args: tuple  # the row core's positional arguments after x
-    backend: str
-    has_out: bool  # False for sorts: the output is in sorted order
-    exact2: bool  # True when a, b, c are constant in x (l2, p = 2, Dykstra)
+    name: str  # the registry name, e.g. "soft_rank"
+    options: Any  # the operator's frozen options (SortOptions / TopKOptions)
+    backend: str  # "callback" or "jax"
 
 
-_ROWS = {
-    "rank": ops.soft_rank_rows,
-    "sort": ops.soft_sort_rows,
-    "mask": ops.soft_topk_mask_rows,
-    "magnitude": ops.soft_topk_magnitude_rows,
-}
+# The residuals cross the host boundary as a flat tuple: per BlockJacobian ``in_perm`` (for
+# operators of one input, which sort it; those of several inputs act in place: identity
+# permutations), ``block``, ``a``, ``b``, ``c``.
 
 
-def _numpy_rows(spec, x):
-    """The callback body: float64 rows through the Numba core, residuals as int32/float."""
-    x = np.asarray(x)
-    shape = x.shape
-    dt = x.dtype
-    n = shape[-1]
-    x2 = np.array(x.reshape(-1, n), dtype=np.float64)  # a writable float64 copy for Numba
-    y, jac = _ROWS[spec.op](x2, *spec.args)
-    in_perm = jac.in_perm.astype(np.int32)
-    block = np.asarray(jac.block, np.int32)
-    outs = [y.astype(dt), in_perm, block, jac.a.astype(dt), jac.b.astype(dt), jac.c.astype(dt)]
-    if spec.has_out:
-        inv = np.empty_like(in_perm)
-        m = in_perm.shape[0]
-        out_perm = jac.out_perm.astype(np.int32)
-        np.put_along_axis(inv, out_perm, np.broadcast_to(np.arange(n, dtype=np.int32), (m, n)), -1)
-        outs.append(inv)
+def _flatten(op, jacs):
+    jacs = jacs if op.n_inputs > 1 else (jacs,)
+    return tuple(a for j in jacs for a in ((j.in_perm,) if op.n_inputs == 1 else ()) + j[2:])
+
+
+def _unflatten(op, flat):
+    if op.n_inputs == 1:
+        perm, block, a, b, c = flat
+        return BlockJacobian(perm, None if op.sorted_output else perm, block, a, b, c)
+    return tuple(BlockJacobian(None, None, *flat[4 * i:4 * i + 4]) for i in range(op.n_inputs))
+
+
+def _host_rows(static, *arrays):
+    """The callback body: float64 rows through the NumPy backend (Numba), one call per distinct
+    strength (under ``vmap`` the strength may differ between batch entries)."""
+    op = R.get(static.name)
+    xs = [np.asarray(a) for a in arrays[:op.n_inputs]]
+    shape, dt = xs[0].shape, xs[0].dtype
+    x2 = [np.array(a.reshape(-1, shape[-1]), dtype=np.float64) for a in xs]  # writable float64
+    s = np.asarray(arrays[op.n_inputs] if len(arrays) > op.n_inputs else 0.0, np.float64)
+    if s.size == 1 or s.min() == s.max():  # one strength (always, unless vmapped over it)
+        values, which = s.reshape(-1)[:1], None
+    else:
+        s = np.broadcast_to(s.reshape(s.shape + (1,)), shape[:-1]).reshape(-1)
+        values, which = np.unique(s, return_inverse=True)
+    outs = None
+    for i, value in enumerate(values):
+        rows = slice(None) if which is None else which.reshape(-1) == i
+        xr = [a[rows] for a in x2]
+        y, jac = op.rows(xr[0] if op.n_inputs == 1 else tuple(xr),
+                         None if op.n_inputs > 1 else float(value), static.options, R.NUMPY)
+        parts = (y,) + _flatten(op, jac)
+        if outs is None:
+            outs = [np.empty(x2[0].shape, np.int32 if p.dtype.kind in "iu" else dt)
+                    for p in parts]
+        for out, part in zip(outs, parts):
+            out[rows] = part
     return tuple(o.reshape(shape) for o in outs)
 
 
-def _forward(spec, x2):
-    """``(y2, residuals)`` for float rows ``x2 [m, n]``; residuals
-    ``(in_perm, block, a, b, c, inv_out | None)``."""
+def _callback(static, xs, strength):
+    op = R.get(static.name)
+    m, n = xs[0].shape
+    ity = jax.ShapeDtypeStruct((m, n), jnp.int32)
+    fty = jax.ShapeDtypeStruct((m, n), xs[0].dtype)
+    shapes = (fty,) + ((ity, ity, fty, fty, fty) if op.n_inputs == 1
+                       else (ity, fty, fty, fty) * op.n_inputs)
+    args = tuple(xs) + (() if strength is None else (strength,))
+    outs = jax.pure_callback(functools.partial(_host_rows, static), shapes, *args,
+                             vmap_method="broadcast_all")
+    return match_vma(outs, xs[0])
+
+
+def _per_device(fn, xs, strength):
+    """``fn(x2, strength)`` (row-wise) run by each device on its own rows under a mesh.
+
+    A host callback in an SPMD program runs once, on device 0, on the whole batch; inside
+    ``shard_map`` over every mesh axis it runs per device. The rows are split over the explicit
+    axes that already shard them and over every auto axis (padded to a multiple of their size);
+    the output then carries the input's sharding.
+    """
+    sharding = getattr(jax.typeof(xs[0]), "sharding", None)
+    mesh = getattr(sharding, "mesh", None)
+    if mesh is None or not mesh.axis_names:
+        return fn(xs, strength)
+    types = dict(zip(mesh.axis_names, mesh.axis_types))
+    free = frozenset(a for a, t in types.items() if t != AxisType.Manual)
+    row = sharding.spec[0] if len(sharding.spec) else None
+    axes = () if row is None else (row,) if isinstance(row, str) else tuple(row)
+    axes += tuple(a for a in mesh.axis_names if types[a] == AxisType.Auto and a not in axes)
+    if not axes:
+        return fn(xs, strength)
+    m = xs[0].shape[0]
+    size = math.prod(mesh.shape[a] for a in axes)
+    pad = -m % size
+    if pad:
+        xs = tuple(jnp.pad(x, ((0, pad), (0, 0)), constant_values=1.0) for x in xs)
+    spec = P(axes, None)
+    outs = jax.shard_map(fn, mesh=mesh, in_specs=(spec, P()), out_specs=spec,
+                         axis_names=free)(xs, strength)
+    return tuple(o[:m] for o in outs) if pad else outs
+
+
+def _forward(static, xs, strength):
+    """``(y2, jac)`` of operator ``static.name`` on float rows ``xs`` (one ``[m, n]`` array per
+    input); ``jac`` is a `BlockJacobian`, or a tuple of them for several inputs."""
+    op = R.get(static.name)
+    x2 = xs[0]
     m, n = x2.shape
     if m == 0 or n == 0:
         z = jnp.zeros((m, n), jnp.int32)
-        return x2, (z, z, x2, x2, x2, z if spec.has_out else None)
-    if spec.backend == "callback":
-        ity = jax.ShapeDtypeStruct((m, n), jnp.int32)
-        fty = jax.ShapeDtypeStruct((m, n), x2.dtype)
-        shapes = (fty, ity, ity, fty, fty, fty) + ((ity,) if spec.has_out else ())
-        outs = match_vma(jax.pure_callback(functools.partial(_numpy_rows, spec), shapes, x2,
-                                            vmap_method="broadcast_all"), x2)
-        y, in_perm, block, a, b, c = outs[:6]
-        inv = outs[6] if spec.has_out else None
-        return y, (in_perm, block, a, b, c, inv)
-    y, jac = _ROWS[spec.op](x2, *spec.args, xp=JAX)
-    inv = inverse_perm(jac.out_perm) if spec.has_out else None
-    return y, (jac.in_perm.astype(jnp.int32), jac.block.astype(jnp.int32), jac.a, jac.b, jac.c,
-               inv)
+        if op.n_inputs == 1:
+            return x2, _unflatten(op, (z, z, x2, x2, x2))
+        return x2, _unflatten(op, (z, x2, x2, x2) * op.n_inputs)
+    if static.backend == "callback":
+        y, *flat = _per_device(functools.partial(_callback, static), xs, strength)
+        return y, _unflatten(op, flat)
+    y, jac = op.rows(x2 if op.n_inputs == 1 else xs, strength, static.options, JAX)
+    flat = tuple(a.astype(jnp.int32) if jnp.issubdtype(a.dtype, jnp.integer) else a
+                 for a in _flatten(op, jac))
+    return y, _unflatten(op, flat)
 
 
-def _tangent(res, t):
-    """The BlockJacobian map ``t -> J t`` in jnp (linear in ``t``; JAX transposes it)."""
-    in_perm, block, a, b, c, inv = res
-    g = jnp.take_along_axis(t, in_perm, -1)
-    tt = a * g + b * block_sum(c * g, segment_ids(block))
-    return tt if inv is None else jnp.take_along_axis(tt, inv, -1)
-
-
-def _replay_abc(spec, in_perm, block, x2):
-    """``(a, b, c)`` as smooth jnp functions of ``x2`` with the saved order and blocks."""
-    _, jac = _ROWS[spec.op](x2, *spec.args, xp=ReplayBackend(in_perm, block))
-    return jac.a, jac.b, jac.c
+# --------------------------------------------------------------------------------------------
+# The one differentiable op.
 
 
 def _float0_zeros(a):
     # A symbolic zero typed like ``a``'s tangent (float0, with ``a``'s varying mesh axes).
-    return jax.custom_derivatives.SymbolicZero(jax.typeof(a).strip_weak_type().to_tangent_aval())
+    if a is None:
+        return None
+    return SymbolicZero(jax.typeof(a).strip_weak_type().to_tangent_aval())
+
+
+def _zeros(like):
+    return match_vma(jnp.zeros_like(like), like)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _core(spec, x2):
-    return _forward(spec, x2)
+def _core(static, xs, strength):
+    return _forward(static, xs, strength)
 
 
-def _core_jvp(spec, primals, tangents):
-    (x2,), (t,) = primals, tangents
-    if isinstance(t, jax.custom_derivatives.SymbolicZero):
-        t = jnp.zeros(t.shape, t.dtype)
-    y, res = _core(spec, x2)
-    in_perm, block, a, b, c, inv = res
-    ty = _tangent(res, t)
-    if spec.exact2:
-        ta, tb, tc = jnp.zeros_like(a), jnp.zeros_like(b), jnp.zeros_like(c)
-    else:
-        _, (ta, tb, tc) = jax.jvp(functools.partial(_replay_abc, spec, in_perm, block), (x2,),
-                                  (t,))
-    tres = (_float0_zeros(in_perm), _float0_zeros(block), ta, tb, tc,
-            None if inv is None else _float0_zeros(inv))
-    return (y, res), (ty, tres)
+def _core_jvp(static, primals, tangents):
+    (xs, strength), (txs, ts) = primals, tangents
+    op, opts = R.get(static.name), static.options
+    y, jac = _core(static, xs, strength)
+    jacs = jac if op.n_inputs > 1 else (jac,)
+    zero = [isinstance(t, SymbolicZero) for t in txs]
+    no_s = strength is None or isinstance(ts, SymbolicZero)
+    parts = [apply(j, t, xp=JAX) for j, t, z in zip(jacs, txs, zero) if not z]
+    if not no_s:
+        parts.append(op.strength_tangent(xs[0], y, jac, strength, opts, xp=JAX) * ts)
+    ty = functools.reduce(jnp.add, parts) if parts else _zeros(y)
+    if opts.exact_second_order and op.n_inputs == 1 and no_s:
+        tabc = [(_zeros(j.a), _zeros(j.b), _zeros(j.c)) for j in jacs]
+    else:  # the residuals' tangent: the JVP of the row function replayed on the saved structure
+        def replay(xs, s):
+            replay_xp = ReplayBackend(jacs[0].in_perm, jacs[0].block)
+            out = op.rows(xs[0] if op.n_inputs == 1 else xs, s, opts, replay_xp)[1]
+            return out if op.n_inputs > 1 else (out,)
+
+        t_in = tuple(_zeros(x) if z else t for x, t, z in zip(xs, txs, zero))
+        if strength is None:
+            _, tj = jax.jvp(lambda xs: replay(xs, None), (xs,), (t_in,))
+        else:
+            _, tj = jax.jvp(replay, (xs, strength),
+                            (t_in, jnp.zeros_like(strength) if no_s else ts))
+        tabc = [(j.a, j.b, j.c) for j in tj]
+    tjacs = tuple(BlockJacobian(_float0_zeros(j.in_perm), _float0_zeros(j.out_perm),
+                                _float0_zeros(j.block), *t) for j, t in zip(jacs, tabc))
+    return (y, jac), (ty, tjacs if op.n_inputs > 1 else tjacs[0])
 
 
 _core.defjvp(_core_jvp, symbolic_zeros=True)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 2))
-def _apply(spec, x, ax):
+@functools.partial(jax.jit, static_argnums=(0, 3, 4))
+def _apply(static, xs, strength, ax, with_blocks=False):
     # Jitted (and inlined into callers' jit): eager calls, grads and jvps run compiled code.
-    x2, shape = _to_rows(x, ax)
-    y2, _ = _core(spec, x2)
-    return _from_rows(y2, shape, ax, x.dtype)
+    # ``strength`` is an operand: a new value reuses the executable.
+    rows = [_to_rows(x, ax) for x in xs]
+    x2s = tuple(r[0] for r in rows)
+    if strength is not None:
+        strength = jnp.asarray(strength).astype(x2s[0].dtype)
+    y2, jac = _core(static, x2s, strength)
+    shape = rows[0][1]
+    y = _from_rows(y2, shape, ax, xs[0].dtype)
+    if not with_blocks:
+        return y
+    block = (jac if isinstance(jac, BlockJacobian) else jac[0]).block
+    return y, _from_rows(block, shape, ax, jnp.int32)
+
+
+def _call(name, x, k, *, axis, regularization_strength, backend, **options):
+    op = R.get(name)
+    x = _as_float(x)
+    ax = V.check_axis(axis, x.ndim, x.shape)
+    if op.takes_k:
+        options["k"] = k
+    for key in ("p", "tol"):
+        if key in options:
+            _static_number(options[key], key)
+    opts = op.make_options(shape=x.shape, axis=axis, **options)
+    strength = _check_strength(regularization_strength)
+    return _apply(_Static(name, opts, _check_backend(backend)), (x,), strength, ax)
 
 
 # --------------------------------------------------------------------------------------------
 # Public operators (same options, defaults and numbers as softorder.numpy).
 
-
-def _sort_rank_spec(op, x, axis, descending, regularization, regularization_strength, p,
-                    backend):
-    x = _as_float(x)
-    ax = V.check_axis(axis, x.ndim, x.shape)
-    V.check_regularization(regularization)
-    eps = V.check_strength(_static_number(regularization_strength, "regularization_strength"))
-    p = V.check_p(_static_number(p, "p")) if regularization == "pnorm" else 4 / 3
-    exact2 = regularization == "l2" or (regularization == "pnorm" and exponent_r(p) == 1.0)
-    spec = _Spec(op, (eps, bool(descending), regularization, p), _check_backend(backend),
-                 op == "rank", exact2)
-    return spec, x, ax
+_BACKEND_ARG = """backend: ``"callback"`` (Numba on the host, per device under a mesh), ``"jax"``
+    (pure JAX, any device) or None (automatic: callback on CPU, pure JAX elsewhere)."""
 
 
-def soft_rank(x, *, axis=-1, descending=False, regularization="l2", regularization_strength=1.0,
-              p=4 / 3, backend=None):
-    r"""Soft ranks along ``axis``: 1-based, ascending by default (`softorder.numpy.soft_rank`).
-
-    .. math::
-
-        r_\varepsilon(x) = P_R(\pm x / \varepsilon, \rho)
-        = \arg\max_{y \in \mathcal{P}(\rho)} \langle \pm x / \varepsilon, y \rangle - R(y),
-        \qquad \rho = (n, \dots, 1),
-
-    with ``l2`` :math:`R(y) = \tfrac12\|y\|^2`, ``kl`` :math:`R(y) = \langle y, \log y - 1
-    \rangle` or ``pnorm`` :math:`R(y) = \tfrac1p\|y\|_p^p`. Exact: sort + PAV,
-    :math:`O(n \log n)`; derivatives :math:`O(n)`.
-
-    Args:
-      x: floating array ``[..., n, ...]`` (float16, bfloat16, float32 or float64).
-      axis: the axis to rank along (default last).
-      descending: if True, rank 1 is the largest entry.
-      regularization: ``"l2"`` (default), ``"kl"`` or ``"pnorm"`` (exponent ``p``).
-      regularization_strength: :math:`\varepsilon > 0` in the units of ``x``; larger is softer.
-      p: the exponent for ``regularization="pnorm"`` (``p > 1``).
-      backend: ``"callback"`` (Numba on the host), ``"jax"`` (pure JAX, any device) or None
-        (automatic: callback on CPU, pure JAX elsewhere).
-
-    Returns:
-      Soft ranks, shape and dtype of ``x``; each row sums to :math:`n(n+1)/2`.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from softorder.jax import soft_rank
-      >>> soft_rank(jnp.array([5.0, 1.0, 2.0], jnp.float32), regularization_strength=2.0)
-      Array([3.  , 1.25, 1.75], dtype=float32)
-
-    References:
-      Blondel, Teboul, Berthet, Djolonga. Fast Differentiable Sorting and Ranking. ICML 2020.
-    """
-    spec, x, ax = _sort_rank_spec("rank", x, axis, descending, regularization,
-                                  regularization_strength, p, backend)
-    return _apply(spec, x, ax)
+def soft_rank(x: Any, *, axis: int = -1, descending: bool = False, regularization: str = "l2",
+              regularization_strength: Any = 1.0, p: float = 4 / 3,
+              straight_through: bool = False, backend: str | None = None) -> jax.Array:
+    return _call("soft_rank", x, None, axis=axis, regularization_strength=regularization_strength,
+                 backend=backend, descending=descending, regularization=regularization, p=p,
+                 straight_through=straight_through)
 
 
-def soft_sort(x, *, axis=-1, descending=False, regularization="l2", regularization_strength=1.0,
-              p=4 / 3, backend=None):
-    r"""Soft sort along ``axis``, ascending by default (`softorder.numpy.soft_sort`).
-
-    .. math::
-
-        s_\varepsilon(x) = P_R(\rho / \varepsilon, x)\ \text{(descending)}, \qquad
-        \text{ascending: } -s_\varepsilon(-x),
-
-    with ``kl`` in the paper's log-space form :math:`\log P_R(\rho/\varepsilon, e^x)`.
-    ``regularization_strength`` multiplies :math:`\rho`, as in the paper (units of ``1/x``).
-    The output is monotone along ``axis``; for ``l2`` it has the sum of ``x``.
-
-    Args:
-      x: floating array ``[..., n, ...]``.
-      axis: the axis to sort along (default last).
-      descending: sort largest first.
-      regularization: ``"l2"`` (default), ``"kl"`` or ``"pnorm"`` (exponent ``p``).
-      regularization_strength: :math:`\varepsilon > 0`; larger is softer.
-      p: the exponent for ``regularization="pnorm"``.
-      backend: ``"callback"``, ``"jax"`` or None (automatic), as in `soft_rank`.
-
-    Returns:
-      Softly sorted values, shape and dtype of ``x``.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from softorder.jax import soft_sort
-      >>> soft_sort(jnp.array([5.0, 1.0, 2.0], jnp.float32)).round(4)
-      Array([1.6667, 2.6667, 3.6667], dtype=float32)
-
-    References:
-      Blondel, Teboul, Berthet, Djolonga. Fast Differentiable Sorting and Ranking. ICML 2020.
-    """
-    spec, x, ax = _sort_rank_spec("sort", x, axis, descending, regularization,
-                                  regularization_strength, p, backend)
-    return _apply(spec, x, ax)
+def soft_sort(x: Any, *, axis: int = -1, descending: bool = False, regularization: str = "l2",
+              regularization_strength: Any = 1.0, p: float = 4 / 3,
+              straight_through: bool = False, backend: str | None = None) -> jax.Array:
+    return _call("soft_sort", x, None, axis=axis, regularization_strength=regularization_strength,
+                 backend=backend, descending=descending, regularization=regularization, p=p,
+                 straight_through=straight_through)
 
 
-def _topk_spec(op, x, k, axis, regularization_strength, p, solver, max_iter, tol, backend):
-    x = _as_float(x)
-    ax = V.check_axis(axis, x.ndim, x.shape)
-    k = V.check_k(k, x.shape[ax], x.shape, axis)
-    lam = V.check_strength(_static_number(regularization_strength, "regularization_strength"))
-    p = V.check_p(_static_number(p, "p"))
-    V.check_solver(solver, p)
-    max_iter = V.check_positive_int(max_iter, "max_iter")
-    tol = float(_static_number(tol, "tol"))
-    exact2 = exponent_r(p) == 1.0
-    spec = _Spec(op, (k, lam, p, solver, max_iter, tol), _check_backend(backend), True, exact2)
-    return spec, x, ax
+def soft_topk_mask(x: Any, k: int, *, axis: int = -1, regularization_strength: Any = 1.0,
+                   p: float = 4 / 3, solver: str = "pav", max_iter: int = 1000,
+                   tol: float = 1e-9, straight_through: bool = False,
+                   backend: str | None = None) -> jax.Array:
+    return _call("soft_topk_mask", x, k, axis=axis,
+                 regularization_strength=regularization_strength, backend=backend, p=p,
+                 solver=solver, max_iter=max_iter, tol=tol, straight_through=straight_through)
 
 
-def soft_topk_mask(x, k, *, axis=-1, regularization_strength=1.0, p=4 / 3, solver="pav",
-                   max_iter=1000, tol=1e-9, backend=None):
-    r"""Sparse soft top-k mask along ``axis`` (`softorder.numpy.soft_topk_mask`).
-
-    .. math::
-
-        m_\lambda(x) = \arg\max_{y \in [0,1]^n,\ \sum_i y_i = k} \langle x, y\rangle
-        - \frac{\lambda}{p}\|y\|_p^p.
-
-    Sums to ``k``, lies in ``[0, 1]``, and is exactly 0 or 1 away from the top-k boundary.
-    ``p = 2`` is piecewise linear; ``p = 4/3`` (default) is continuously differentiable.
-
-    Args:
-      x: floating array ``[..., n, ...]``.
-      k: how many entries to keep, ``0 <= k <= n`` (a Python int).
-      axis: the axis to select along (default last).
-      regularization_strength: :math:`\lambda > 0`, in the units of ``x``.
-      p: the norm exponent, ``p > 1``.
-      solver: ``"pav"`` (exact) or ``"dykstra"`` (parallel, approximate; ``p = 2`` only).
-      max_iter, tol: Dykstra's sweep limit and stopping tolerance.
-      backend: ``"callback"``, ``"jax"`` or None (automatic), as in `soft_rank`.
-
-    Returns:
-      The soft mask, shape and dtype of ``x``.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from softorder.jax import soft_topk_mask
-      >>> x = jnp.array([-5.0, -2.0, 3.0, 1.0], jnp.float32)
-      >>> soft_topk_mask(x, 2, regularization_strength=0.01)
-      Array([0., 0., 1., 1.], dtype=float32)
-
-    References:
-      Sander, Puigcerver, Djolonga, Peyré, Blondel. Fast, Differentiable and Sparse Top-k: a
-      Convex Analysis Perspective. ICML 2023.
-    """
-    spec, x, ax = _topk_spec("mask", x, k, axis, regularization_strength, p, solver, max_iter,
-                             tol, backend)
-    return _apply(spec, x, ax)
+def soft_topk_magnitude(x: Any, k: int, *, axis: int = -1, regularization_strength: Any = 1.0,
+                        p: float = 4 / 3, solver: str = "pav", max_iter: int = 1000,
+                        tol: float = 1e-9, straight_through: bool = False,
+                        backend: str | None = None) -> jax.Array:
+    return _call("soft_topk_magnitude", x, k, axis=axis,
+                 regularization_strength=regularization_strength, backend=backend, p=p,
+                 solver=solver, max_iter=max_iter, tol=tol, straight_through=straight_through)
 
 
-def soft_topk_magnitude(x, k, *, axis=-1, regularization_strength=1.0, p=4 / 3, solver="pav",
-                        max_iter=1000, tol=1e-9, backend=None):
-    r"""Sparse soft top-k in magnitude along ``axis`` (`softorder.numpy.soft_topk_magnitude`).
-
-    The hard operator is :math:`x \odot \mathrm{topk\_mask}(|x|)`; the soft one is
-    :math:`y = u + \nabla R(u)` with
-    :math:`u = \arg\max_u \langle u, x\rangle - f^*(u) - R(u)`,
-    :math:`R = \frac{\lambda}{p}\|\cdot\|_p^p`, :math:`f(x) = \tfrac12\sum_{\text{top-}k}x_i^2`.
-
-    Args:
-      x: floating array ``[..., n, ...]``.
-      k: how many entries to keep, ``0 <= k <= n``.
-      axis: the axis to select along (default last).
-      regularization_strength: :math:`\lambda > 0`.
-      p: the norm exponent, ``p > 1``.
-      solver: ``"pav"`` (exact) or ``"dykstra"`` (``p = 2`` only).
-      max_iter, tol: Dykstra's sweep limit and stopping tolerance.
-      backend: ``"callback"``, ``"jax"`` or None (automatic), as in `soft_rank`.
-
-    Returns:
-      Shape and dtype of ``x``; exactly 0 outside the soft support.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from softorder.jax import soft_topk_magnitude
-      >>> x = jnp.array([-5.0, -2.0, 3.0, 1.0], jnp.float32)
-      >>> soft_topk_magnitude(x, 2, regularization_strength=0.01).round(4)
-      Array([-5.,  0.,  3.,  0.], dtype=float32)
-
-    References:
-      Sander, Puigcerver, Djolonga, Peyré, Blondel. Fast, Differentiable and Sparse Top-k: a
-      Convex Analysis Perspective. ICML 2023.
-    """
-    spec, x, ax = _topk_spec("magnitude", x, k, axis, regularization_strength, p, solver,
-                             max_iter, tol, backend)
-    return _apply(spec, x, ax)
+soft_rank.__doc__ = R.docstring("soft_rank", "jax", """
+>>> import jax, jax.numpy as jnp
+>>> from softorder.jax import soft_rank
+>>> x = jnp.array([5.0, 1.0, 2.0], jnp.float32)
+>>> soft_rank(x, regularization_strength=2.0)
+Array([3.  , 1.25, 1.75], dtype=float32)
+>>> soft_rank(x, regularization_strength=2.0, straight_through=True)
+Array([3., 1., 2.], dtype=float32)
+>>> # the strength is an operand: traced, scheduled or learned without recompiling
+>>> jax.grad(lambda eps: soft_rank(x, regularization_strength=eps)[1])(jnp.float32(2.0))
+Array(0.125, dtype=float32)
+""", _BACKEND_ARG)
+soft_sort.__doc__ = R.docstring("soft_sort", "jax", """
+>>> import jax.numpy as jnp
+>>> from softorder.jax import soft_sort
+>>> soft_sort(jnp.array([5.0, 1.0, 2.0], jnp.float32)).round(4)
+Array([1.6667, 2.6667, 3.6667], dtype=float32)
+""", _BACKEND_ARG)
+soft_topk_mask.__doc__ = R.docstring("soft_topk_mask", "jax", """
+>>> import jax.numpy as jnp
+>>> from softorder.jax import soft_topk_mask
+>>> x = jnp.array([-5.0, -2.0, 3.0, 1.0], jnp.float32)
+>>> soft_topk_mask(x, 2, regularization_strength=0.01)
+Array([0., 0., 1., 1.], dtype=float32)
+""", _BACKEND_ARG)
+soft_topk_magnitude.__doc__ = R.docstring("soft_topk_magnitude", "jax", """
+>>> import jax.numpy as jnp
+>>> from softorder.jax import soft_topk_magnitude
+>>> x = jnp.array([-5.0, -2.0, 3.0, 1.0], jnp.float32)
+>>> soft_topk_magnitude(x, 2, regularization_strength=0.01).round(4)
+Array([-5.,  0.,  3.,  0.], dtype=float32)
+""", _BACKEND_ARG)
 
 
 # --------------------------------------------------------------------------------------------
@@ -440,58 +424,10 @@ class IsotonicResult(NamedTuple):
     block: jax.Array
 
 
-def _isotonic_blocks_np(target, c):
-    target = np.asarray(target, np.float64)
-    c = np.asarray(c, np.float64)
-    shape = target.shape
-    n = shape[-1]
-    t2, c2 = target.reshape(-1, n), c.reshape(-1, n)
-    _, _, _, _, block = pav.pav_batch(t2, np.zeros_like(t2), c2, pav.KIND_L2, 1.0, 1.0, True,
-                                      False)
-    return block.astype(np.int32).reshape(shape)
-
-
-def _isotonic_blocks(target, c, backend):
-    m, n = target.shape
-    if m == 0 or n == 0:
-        return jnp.zeros((m, n), jnp.int32)
-    if backend == "callback":
-        return match_vma(jax.pure_callback(
-            _isotonic_blocks_np, jax.ShapeDtypeStruct((m, n), jnp.int32), target, c,
-            vmap_method="broadcast_all"), target)
-    return find_blocks(target, jnp.zeros_like(target), c, pav.KIND_L2, 1.0, 1.0)
-
-
-def isotonic_regression(y, *, sample_weight=None, y_min=None, y_max=None, increasing=True,
-                        axis=-1, return_blocks=False, backend=None):
-    r"""Least-squares isotonic regression along ``axis`` (`softorder.isotonic`), differentiable.
-
-    .. math::
-
-        \min_{v_1 \le \dots \le v_n} \sum_i c_i (y_i - v_i)^2, \qquad
-        y_{\min} \le v_i \le y_{\max}.
-
-    PAV finds the integer blocks (on the host by Numba, or in pure JAX); the fit is then
-    :math:`v_B = \sum_B c_j y_j / \sum_B c_j`, clipped, written in ``jnp``: JAX differentiates
-    it in ``y`` and in ``sample_weight`` to any order (the blocks are locally constant).
-    Non-positive weights raise ``ValueError`` for concrete inputs; under ``jit`` they give NaN
-    in their row.
-
-    Args:
-      y: floating array ``[..., n, ...]``.
-      sample_weight: positive weights, the shape of ``y`` (default ones).
-      y_min, y_max: optional bounds (Python numbers).
-      increasing: the direction of the order constraint.
-      axis: the axis of the sequences.
-      return_blocks: also return the int32 block ids (an `IsotonicResult`).
-      backend: ``"callback"``, ``"jax"`` or None (automatic), as in `soft_rank`.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from softorder.jax import isotonic_regression
-      >>> isotonic_regression(jnp.array([1.0, 3.0, 2.0, 4.0], jnp.float32))
-      Array([1. , 2.5, 2.5, 4. ], dtype=float32)
-    """
+def isotonic_regression(y: Any, *, sample_weight: Any = None, y_min: float | None = None,
+                        y_max: float | None = None, increasing: bool = True, axis: int = -1,
+                        return_blocks: bool = False,
+                        backend: str | None = None) -> jax.Array | IsotonicResult:
     y = _as_float(y, "y")
     ax = V.check_axis(axis, y.ndim, y.shape)
     backend = _check_backend(backend)
@@ -503,32 +439,20 @@ def isotonic_regression(y, *, sample_weight=None, y_min=None, y_max=None, increa
             raise ValueError(f"sample_weight must have the shape of y {y.shape}; got {c.shape}.")
         if not isinstance(c, jax.core.Tracer) and bool(jnp.any(~(c > 0))):
             raise ValueError("sample_weight must be positive.")
-    lo = None if y_min is None else float(_static_number(y_min, "y_min"))
-    hi = None if y_max is None else float(_static_number(y_max, "y_max"))
-    v, block = _isotonic(y, c, bool(increasing), lo, hi, ax, backend)
-    if return_blocks:
-        return IsotonicResult(v, block)
-    return v
+    opts = R.get("isotonic_regression").make_options(
+        increasing=increasing, y_min=None if y_min is None else _static_number(y_min, "y_min"),
+        y_max=None if y_max is None else _static_number(y_max, "y_max"))
+    static = _Static("isotonic_regression", opts, backend)
+    v, block = _apply(static, (y, c.astype(y.dtype)), None, ax, True)
+    return IsotonicResult(v, block) if return_blocks else v
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5, 6))
-def _isotonic(y, c, increasing, lo, hi, ax, backend):
-    y2, shape = _to_rows(y, ax)
-    c2, _ = _to_rows(c, ax)
-    bad = jnp.any(~(c2 > 0), axis=-1, keepdims=True)
-    c2 = jnp.where(bad, 1.0, c2)
-    target = jax.lax.stop_gradient(-y2 if increasing else y2)
-    block = jax.lax.stop_gradient(_isotonic_blocks(target, jax.lax.stop_gradient(c2), backend))
-    gid = segment_ids(block)
-    csum = block_sum(c2, gid)
-    v = block_sum(c2 * y2, gid) / csum
-    v = v + block_sum(c2 * (y2 - v), gid) / csum  # one correction pass, as the Numba mean
-    if lo is not None or hi is not None:
-        free = jnp.ones(v.shape, bool)
-        if lo is not None:
-            free = free & (v > lo)
-        if hi is not None:
-            free = free & (v < hi)
-        v = jnp.where(free, v, jnp.clip(jax.lax.stop_gradient(v), lo, hi))
-    v = jnp.where(bad, jnp.nan, v)
-    return _from_rows(v, shape, ax, y.dtype), _from_rows(block, shape, ax, jnp.int32)
+isotonic_regression.__doc__ = R.docstring("isotonic_regression", "jax", """
+>>> import jax, jax.numpy as jnp
+>>> from softorder.jax import isotonic_regression
+>>> y = jnp.array([1.0, 3.0, 2.0, 4.0], jnp.float32)
+>>> isotonic_regression(y)
+Array([1. , 2.5, 2.5, 4. ], dtype=float32)
+>>> jax.grad(lambda c: isotonic_regression(y, sample_weight=c)[1])(jnp.ones(4, y.dtype))
+Array([ 0.  ,  0.25, -0.25,  0.  ], dtype=float32)
+""", _BACKEND_ARG)
