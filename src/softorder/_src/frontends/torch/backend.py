@@ -1,13 +1,12 @@
 r"""The torch backend: `NumpyBackend`'s primitives on torch tensors, on any device.
 
-With ``xp=TORCH`` the row-level operators of `ops` (``soft_rank_rows``, ``soft_sort_rows``,
-``soft_topk_mask_rows``, ``soft_topk_magnitude_rows``) run unchanged on ``[m, n]`` tensors and
-return a `BlockJacobian` of tensors; `jvp_rows_torch` and `vjp_rows_torch` apply it with
-gathers and segment sums (``index_add``) in pure torch.
+With ``xp=TORCH`` the registry's row functions (``R.get(name).rows``) run unchanged on
+``[m, n]`` tensors and return a `BlockJacobian` of tensors, which the one derivative map
+`jacobian.apply(jac, t, xp=TORCH)` applies with gathers and per-row segment sums in pure torch.
 
 Where each primitive runs:
 
-* sorts, gathers, scatters, segment sums, Dykstra: torch ops, so any device (CPU, CUDA, MPS);
+* sorts, gathers, scatters, per-row segment sums, Dykstra: torch ops, so any device (CPU, CUDA, MPS);
 * PAV: the Triton kernel (`triton_pav`) for CUDA tensors, and for CPU tensors when
   ``TRITON_INTERPRET=1`` is set (how the kernel is tested without a GPU); otherwise, on CPU,
   the Numba kernel on a zero-copy NumPy view; on other devices (MPS, or CUDA without Triton)
@@ -19,12 +18,16 @@ Triton is imported only when a PAV actually runs through it.
 
 Example:
   >>> import torch
-  >>> from softorder._src.core import ops
+  >>> from softorder._src.core import registry as R
+  >>> from softorder._src.core.jacobian import apply
   >>> from softorder._src.frontends.torch.backend import TORCH
+  >>> op = R.get("soft_rank")
   >>> x = torch.tensor([[5.0, 1.0, 2.0]], dtype=torch.float64)
-  >>> y, jac = ops.soft_rank_rows(x, 2.0, xp=TORCH)
+  >>> y, jac = op.rows(x, 2.0, op.make_options(), TORCH)
   >>> y
   tensor([[3.0000, 1.2500, 1.7500]], dtype=torch.float64)
+  >>> apply(jac, torch.ones_like(x), transpose=True, xp=TORCH)  # x_bar for y_bar = 1
+  tensor([[0., 0., 0.]], dtype=torch.float64)
 """
 
 from __future__ import annotations
@@ -33,14 +36,11 @@ import os
 import sys
 import warnings
 
-import numpy as np
 import torch
 
-from ...core.jacobian import BlockJacobian
 from ...isotonic import pav as _pav
 
-__all__ = ["TorchBackend", "TORCH", "jvp_rows_torch", "vjp_rows_torch", "dykstra_torch",
-           "block_alpha_torch"]
+__all__ = ["TorchBackend", "TORCH", "dykstra_torch", "block_alpha_torch"]
 
 _warned_host = False
 
@@ -82,27 +82,23 @@ def _triton_available() -> bool:
 
 
 # --------------------------------------------------------------------------------------------
-# Dykstra and segment sums in pure torch.
+# Segment sums and Dykstra in pure torch.
 
 
-def _segment_ids(block):
-    m, n = block.shape
-    return (torch.arange(m, device=block.device, dtype=torch.int64)[:, None] * n
-            + block.to(torch.int64)).reshape(-1)
+def segment_sum(vals, block):
+    """At each position, the sum of ``vals`` over its block: ``[m, n]``, the row axis kept.
 
-
-def _segment_sum(vals, gid, size):
-    """``out[g] = sum vals[gid == g]`` (``index_add``), then gathered back at ``gid``."""
-    flat = vals.reshape(-1)
-    sums = torch.zeros(size, dtype=flat.dtype, device=flat.device).index_add_(0, gid, flat)
-    return sums[gid].reshape(vals.shape)
+    ``block`` holds integer ids in ``0..n-1`` per row (nondecreasing, as PAV and Dykstra write
+    them); one ``scatter_add`` and one ``gather`` along the last axis.
+    """
+    idx = block.to(torch.int64)
+    sums = torch.zeros_like(vals).scatter_add(-1, idx, vals)
+    return torch.gather(sums, -1, idx)
 
 
 def block_alpha_torch(block, weights):
     """``weights / (sum of weights over the block)`` for integer block ids per row."""
-    m, n = block.shape
-    gid = _segment_ids(block)
-    return weights / _segment_sum(weights, gid, m * n)
+    return weights / segment_sum(weights, block)
 
 
 def _project_pairs(z, weights, offset):
@@ -213,6 +209,10 @@ class TorchBackend:
     def put(vals, idx):
         return torch.empty_like(vals).scatter_(-1, idx, vals)
 
+    @staticmethod
+    def segment_sum(vals, block):
+        return segment_sum(vals, block)
+
     # Isotonic solvers.
     def pav(self, s, w, cw, kind, r, lam, write_v, need_beta):
         which = self.pav_kernel_for(s)
@@ -280,54 +280,3 @@ class TorchBackend:
 
 
 TORCH = TorchBackend()
-
-
-# --------------------------------------------------------------------------------------------
-# The BlockJacobian map in torch.
-
-
-def _as_float(t, like):
-    return t.to(dtype=like.dtype, device=like.device)
-
-
-def jvp_rows_torch(jac: BlockJacobian, x_dot):
-    r"""Output tangent ``J x_dot`` for a `BlockJacobian` of tensors, in O(n) per row.
-
-    .. math:: g = \dot x[\pi_{in}],\quad t_k = a_k g_k + b_k \sum_{j \in B(k)} c_j g_j,
-              \quad \dot y[\pi_{out}] = t
-
-    Gathers, one ``index_add`` over the row-global segment ids ``row * n + block`` and one
-    scatter: any device, differentiable by autograd in the tangent.
-    """
-    m, n = jac.a.shape
-    g = torch.gather(_as_float(x_dot, jac.a), -1, jac.in_perm)
-    seg = _segment_sum(jac.c * g, _segment_ids(jac.block), m * n)
-    t = jac.a * g + jac.b * seg
-    if jac.out_perm is None:
-        return t
-    return torch.empty_like(t).scatter_(-1, jac.out_perm, t)
-
-
-def vjp_rows_torch(jac: BlockJacobian, y_bar):
-    r"""Input cotangent ``J^T y_bar`` for a `BlockJacobian` of tensors, in O(n) per row.
-
-    .. math:: h = \bar y[\pi_{out}],\quad r_k = a_k h_k + c_k \sum_{j \in B(k)} b_j h_j,
-              \quad \bar x[\pi_{in}] = r
-    """
-    m, n = jac.a.shape
-    y_bar = _as_float(y_bar, jac.a)
-    h = y_bar if jac.out_perm is None else torch.gather(y_bar, -1, jac.out_perm)
-    seg = _segment_sum(jac.b * h, _segment_ids(jac.block), m * n)
-    r = jac.a * h + jac.c * seg
-    return torch.empty_like(r).scatter_(-1, jac.in_perm, r)
-
-
-def to_numpy_jacobian(jac: BlockJacobian) -> BlockJacobian:
-    """A `BlockJacobian` of tensors as NumPy arrays (float64, int64 perms) for the Numba maps."""
-
-    def f(t, dt):
-        return None if t is None else np.ascontiguousarray(t.detach().cpu().numpy(), dt)
-
-    return BlockJacobian(f(jac.in_perm, np.int64), f(jac.out_perm, np.int64),
-                         f(jac.block, np.int32), f(jac.a, np.float64), f(jac.b, np.float64),
-                         f(jac.c, np.float64))
