@@ -131,7 +131,18 @@ def test_isotonic_regression_derivatives_of_every_order():
                           torch.stack([st.isotonic_regression(a) for a in ys]))
 
 
-def test_hyperparameter_tensors_are_refused():
+def test_kernel_choosing_options_given_as_tensors_are_refused_naming_the_cast():
+    # The strength may be a tensor (test_torch_strength.py); k, p, tol, max_iter choose the
+    # kernel and stay Python numbers.
     x = torch.randn(5)
-    with pytest.raises(TypeError, match="regularization_strength must be a Python number"):
-        st.soft_rank(x, regularization_strength=torch.tensor(0.5, requires_grad=True))
+    with pytest.raises(TypeError, match=r"^k must be a Python number.*Pass int\(\.\.\.\)") as e:
+        st.soft_topk_mask(x, torch.tensor(2))
+    assert "float(" not in str(e.value)
+    with pytest.raises(TypeError, match=r"^k must be a Python number.*Pass int\(\.\.\.\)"):
+        st.hard_topk_mask(x, torch.tensor(2))
+    with pytest.raises(TypeError, match=r"^max_iter must be a Python number.*Pass int"):
+        st.soft_topk_mask(x, 2, max_iter=torch.tensor(5))
+    with pytest.raises(TypeError, match=r"^p must be a Python number.*Pass float\(\.\.\.\)"):
+        st.soft_rank(x, regularization="pnorm", p=torch.tensor(1.5))
+    with pytest.raises(TypeError, match=r"^tol must be a Python number.*Pass float"):
+        st.soft_topk_mask(x, 2, tol=torch.tensor(1e-9))
