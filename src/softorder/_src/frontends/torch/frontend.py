@@ -151,7 +151,7 @@ _SCHEMA = ", ".join(f"{kind} {name}" for name, kind, _ in _FIELDS)
 
 def _fields(opts):
     """The primitive option fields of frozen ``opts``, in `_FIELDS` order."""
-    return tuple(getattr(opts, name, default) for name, _, default in _FIELDS)
+    return tuple([getattr(opts, name, default) for name, _, default in _FIELDS])
 
 
 @functools.cache
@@ -165,8 +165,8 @@ def _decode(name, fields):
 def _jacobian(op, in_perm, block, a, b, c, host):
     """The operator's `BlockJacobian` from its stored residuals (NumPy views when ``host``)."""
     if host:
-        in_perm, block, a, b, c = (t.detach().contiguous().numpy()
-                                   for t in (in_perm, block, a, b, c))
+        in_perm, block, a, b, c = [t.detach().contiguous().numpy()
+                                   for t in (in_perm, block, a, b, c)]
     return BlockJacobian(in_perm, None if op.sorted_output else in_perm, block, a, b, c)
 
 
@@ -192,7 +192,9 @@ def _forward_impl(x, strength, name, fields):
         res = (jac.in_perm.to(torch.int64), jac.block.to(torch.int32), jac.a.to(rdt),
                jac.b.to(rdt), jac.c.to(rdt))
     else:
-        eps = V.check_strength(float(strength))
+        eps = float(strength)
+        if isinstance(strength, torch.Tensor):  # a Python float was checked at the boundary
+            V.check_strength(eps)
         y, jac = op.rows(_np64(x), eps, opts, NUMPY)
         y = _from_np(y, x.dtype)
         res = tuple(torch.from_numpy(np.asarray(r)) for r in
