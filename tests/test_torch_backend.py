@@ -12,15 +12,10 @@ torch = pytest.importorskip("torch")
 
 from softorder._src.core import registry as R  # noqa: E402
 from softorder._src.core.backend import NUMPY  # noqa: E402
+from softorder._src.core.dykstra import block_alpha, dykstra_decreasing  # noqa: E402
 from softorder._src.core.jacobian import apply  # noqa: E402
-from softorder._src.frontends.torch.backend import (  # noqa: E402
-    TORCH,
-    TorchBackend,
-    block_alpha_torch,
-    dykstra_torch,
-)
+from softorder._src.frontends.torch.backend import TORCH, TorchBackend  # noqa: E402
 from softorder._src.isotonic import pav as P  # noqa: E402
-from softorder._src.isotonic.dykstra import block_alpha, dykstra_decreasing  # noqa: E402
 
 
 def _rows(name, strength=0.7, **options):
@@ -167,7 +162,7 @@ def test_block_alpha_matches_numpy():
     rng = np.random.default_rng(5)
     block = np.cumsum(rng.random((3, 12)) < 0.4, axis=1).astype(np.int32)
     weights = rng.uniform(0.5, 2.0, size=block.shape)
-    np.testing.assert_allclose(block_alpha_torch(_t(block), _t(weights)).numpy(),
+    np.testing.assert_allclose(block_alpha(_t(block), _t(weights), TORCH).numpy(),
                                block_alpha(block, weights), rtol=1e-14)
 
 
@@ -178,7 +173,8 @@ def test_dykstra_matches_numpy_and_pav(weighted):
     y[:, ::4] += 2.0
     wts = rng.uniform(0.5, 2.0, size=y.shape) if weighted else np.ones_like(y)
     ref = dykstra_decreasing(y, wts, max_iter=5000, tol=1e-12)
-    sol, block, n_iter, residual = dykstra_torch(_t(y), _t(wts), max_iter=5000, tol=1e-12)
+    sol, block, n_iter, residual = dykstra_decreasing(_t(y), _t(wts), max_iter=5000, tol=1e-12,
+                                                      xp=TORCH)
     assert n_iter == ref.n_iter
     np.testing.assert_allclose(sol.numpy(), ref.solution, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(block.numpy(), ref.block)
@@ -188,15 +184,12 @@ def test_dykstra_matches_numpy_and_pav(weighted):
                                         False)
     np.testing.assert_allclose(sol.numpy(), v, atol=1e-8)
     np.testing.assert_array_equal(block.numpy(), pav_block)
-    # The backend method returns (solution, block) like NumpyBackend.dykstra.
-    s2, b2 = TORCH.dykstra(_t(y), _t(wts), 5000, 1e-12)
-    assert torch.equal(s2, sol) and torch.equal(b2, block)
 
 
 def test_dykstra_edge_shapes():
     for shape in ((0, 5), (3, 0), (2, 1)):
         y = torch.ones(shape, dtype=torch.float64)
-        sol, block, _, residual = dykstra_torch(y, torch.ones_like(y))
+        sol, block, _, residual = dykstra_decreasing(y, torch.ones_like(y), xp=TORCH)
         assert sol.shape == shape and block.shape == shape and residual == 0.0
         if shape[1] > 0:  # the NumPy Dykstra refuses n = 0 rows
             ref = dykstra_decreasing(y.numpy(), np.ones(shape))

@@ -40,7 +40,7 @@ import torch
 
 from ...isotonic import pav as _pav
 
-__all__ = ["TorchBackend", "TORCH", "dykstra_torch", "block_alpha_torch"]
+__all__ = ["TorchBackend", "TORCH", "segment_sum"]
 
 _warned_host = False
 
@@ -82,7 +82,7 @@ def _triton_available() -> bool:
 
 
 # --------------------------------------------------------------------------------------------
-# Segment sums and Dykstra in pure torch.
+# Segment sums in pure torch (Dykstra is `core.dykstra`, written once over these primitives).
 
 
 def segment_sum(vals, block):
@@ -94,75 +94,6 @@ def segment_sum(vals, block):
     idx = block.to(torch.int64)
     sums = torch.zeros_like(vals).scatter_add(-1, idx, vals)
     return torch.gather(sums, -1, idx)
-
-
-def block_alpha_torch(block, weights):
-    """``weights / (sum of weights over the block)`` for integer block ids per row."""
-    return weights / segment_sum(weights, block)
-
-
-def _project_pairs(z, weights, offset):
-    out = z.clone()
-    n = z.shape[-1]
-    npairs = (n - offset) // 2
-    if npairs <= 0:
-        return out, torch.zeros(z.shape[:-1] + (0,), dtype=torch.bool, device=z.device)
-    stop = offset + 2 * npairs
-    za, zb = z[..., offset:stop:2], z[..., offset + 1:stop:2]
-    wa, wb = weights[..., offset:stop:2], weights[..., offset + 1:stop:2]
-    active = za < zb
-    mean = (wa * za + wb * zb) / (wa + wb)
-    out[..., offset:stop:2] = torch.where(active, mean, za)
-    out[..., offset + 1:stop:2] = torch.where(active, mean, zb)
-    return out, active
-
-
-def dykstra_torch(y, weights, max_iter=1000, tol=1e-9):
-    """Weighted l2 projection of each row onto decreasing sequences by Dykstra, in torch.
-
-    Mirrors `isotonic.dykstra.dykstra_decreasing` (same sweeps, same stopping rule: one sweep
-    changes no entry by more than ``tol`` times the largest ``|y|``) on any device. The
-    stopping test reads one scalar per sweep (a device sync on accelerators).
-
-    Returns:
-      ``(solution, block, n_iter, residual)``: ``[m, n]`` tensors (``block`` int32, the ids of
-      the blocks of active pair constraints), the sweep count and the largest violation
-      ``max (v_{i+1} - v_i)_+``.
-    """
-    m, n = y.shape
-    weights = weights.to(y.dtype).expand(m, n)
-    # As the NumPy version: NaN rows solved as zeros then set to NaN; per-row stopping test.
-    nanrow = torch.isnan(y).any(dim=1) | torch.isnan(weights).any(dim=1)
-    y = torch.where(nanrow[:, None], torch.zeros_like(y), y)
-    weights = torch.where(nanrow[:, None], torch.ones_like(weights), weights)
-    x = y.clone()
-    p = torch.zeros_like(x)
-    q = torch.zeros_like(x)
-    act1 = torch.zeros((m, max(n // 2, 0)), dtype=torch.bool, device=y.device)
-    act2 = torch.zeros((m, max((n - 1) // 2, 0)), dtype=torch.bool, device=y.device)
-    if y.numel() == 0:
-        max_iter = min(max_iter, 1)
-    scale = (y.abs().amax(dim=1) if y.numel() else y.new_zeros(m)).clamp(min=1e-300)
-    it = 0
-    for it in range(1, max_iter + 1):  # noqa: B007
-        t, act1 = _project_pairs(x + p, weights, 0)
-        p = x + p - t
-        xn, act2 = _project_pairs(t + q, weights, 1)
-        q = t + q - xn
-        change = (xn - x).abs().amax(dim=1) if x.numel() else x.new_zeros(m)
-        x = xn
-        if bool((change <= tol * scale).all()):
-            break
-    link = torch.zeros((m, max(n - 1, 0)), dtype=torch.bool, device=y.device)
-    link[:, 0::2] = act1
-    link[:, 1::2] = act2
-    block = torch.zeros((m, n), dtype=torch.int32, device=y.device)
-    if n > 1:
-        block[:, 1:] = torch.cumsum((~link).to(torch.int32), dim=1).to(torch.int32)
-    viol = torch.diff(x, dim=1) if n > 1 else x.new_zeros((m, 0))
-    residual = float(viol.clamp(min=0.0).max()) if viol.numel() else 0.0
-    x = torch.where(nanrow[:, None], torch.full_like(x, float("nan")), x)
-    return x, block, it, residual
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,15 +165,6 @@ class TorchBackend:
                 _warned_host = True
         return _pav_numba(s, w, cw, kind, r, lam, write_v, need_beta)
 
-    @staticmethod
-    def dykstra(y, weights, max_iter, tol):
-        sol, block, _, _ = dykstra_torch(y, weights, max_iter=max_iter, tol=tol)
-        return sol, block
-
-    @staticmethod
-    def block_alpha(block, weights):
-        return block_alpha_torch(block, weights)
-
     # Constant rows.
     @staticmethod
     def rho(like):
@@ -277,6 +199,53 @@ class TorchBackend:
     @staticmethod
     def where(cond, a, b):
         return torch.where(cond, a, b)
+
+    # Reductions and control flow (for core.dykstra).
+    @staticmethod
+    def row_max(a):
+        if a.shape[-1] == 0:
+            return a.new_full((*a.shape[:-1], 1), -float("inf"))
+        return a.amax(dim=-1, keepdim=True)
+
+    @staticmethod
+    def row_any(a):
+        return a.any(dim=-1, keepdim=True)
+
+    @staticmethod
+    def all(a):
+        return bool(a.all())  # one device sync per Dykstra sweep
+
+    @staticmethod
+    def max(a):
+        return float(a.max())
+
+    @staticmethod
+    def cumsum_int32(a):
+        return torch.cumsum(torch.as_tensor(a), dim=-1).to(torch.int32)
+
+    @staticmethod
+    def interleave(a, b):
+        return torch.stack([a, b], dim=-1).reshape(*a.shape[:-1], 2 * a.shape[-1])
+
+    @staticmethod
+    def concat(parts):
+        return torch.cat(parts, dim=-1)
+
+    @staticmethod
+    def while_loop(cond, body, state):
+        while cond(state):
+            state = body(state)
+        return state
+
+    isnan = staticmethod(torch.isnan)
+
+    @staticmethod
+    def maximum(a, b):
+        return torch.clamp(a, min=b) if not isinstance(b, torch.Tensor) else torch.maximum(a, b)
+
+    @staticmethod
+    def minimum(a, b):
+        return torch.clamp(a, max=b) if not isinstance(b, torch.Tensor) else torch.minimum(a, b)
 
 
 TORCH = TorchBackend()
