@@ -67,4 +67,8 @@ def test_custom_operators_pass_opcheck():
             torch.library.opcheck(op, (torch.randn(3, 7, dtype=torch.float64), *res, name))
         if not kw.get("straight_through"):
             torch.library.opcheck(F._tangent_op, (x, y, s, *res, name, *fields))
-    torch.library.opcheck(F._isotonic_op, (x, torch.rand(3, 7, dtype=torch.float64) + 0.5, True))
+    from softorder._src.isotonic import pav as P
+
+    c = torch.rand(3, 7, dtype=torch.float64) + 0.5
+    torch.library.opcheck(F._isotonic_op, (x, torch.zeros_like(x), c, P.KIND_L2, 1.0, 1.0, True,
+                                           False))

@@ -51,8 +51,7 @@ from ...core import registry as R
 from ...core import validation as V
 from ...core.backend import NUMPY
 from ...core.jacobian import BlockJacobian, apply
-from ...isotonic import pav as _pav
-from .backend import TORCH, segment_sum
+from .backend import TORCH
 
 __all__ = [
     "soft_sort",
@@ -683,8 +682,9 @@ tensor([-5.,  0.,  3.,  0.], dtype=torch.float64)
 
 
 # --------------------------------------------------------------------------------------------
-# Isotonic regression: PAV gives the value and the integer blocks; the derivatives (all orders)
-# come from autograd on the closed form v_B = sum_B c y / sum_B c over those fixed blocks.
+# Isotonic regression: the registry operator (two inputs, y and the weights) run outside the
+# kernels over `_ISOTONIC_XP`, whose PAV alone is an opaque custom operator; the rest of its row
+# function (segment sums) is torch code that autograd and Dynamo see.
 
 
 class IsotonicResult(tuple):
@@ -699,68 +699,51 @@ class IsotonicResult(tuple):
     block = property(lambda self: self[1])
 
 
-def _isotonic_impl(y, c, increasing):
-    m, n = y.shape
-    rdt = _res_dtype(y)
+def _pav_impl(s, w, cw, kind, r, lam, write_v, need_beta):
+    m, n = s.shape
     if m == 0 or n == 0:
-        return (torch.empty((m, n), dtype=rdt, device=y.device),
-                torch.empty((m, n), dtype=torch.int32, device=y.device))
-    yd = y.detach().to(rdt).contiguous()
-    cd = c.detach().to(rdt).contiguous()
-    if not bool((cd > 0).all()):  # checked here, on the data, also under vmap and compile
+        e = lambda dt: torch.empty((m, n), dtype=dt, device=s.device)
+        return e(s.dtype), e(s.dtype), e(s.dtype), e(s.dtype), e(torch.int32)
+    if not bool((cw > 0).all()):  # checked here, on the data, also under vmap and compile
         raise ValueError("sample_weight must be positive.")
-    target = -yd if increasing else yd
-    zero = torch.zeros_like(yd)
-    if _device_path(y):
-        v, _, _, _, block = TORCH.pav(target, zero, cd, _pav.KIND_L2, 1.0, 1.0, True, False)
-    else:
-        v, _, _, _, block = (torch.from_numpy(np.asarray(a)) for a in _pav.pav_batch(
-            target.numpy(), zero.numpy(), cd.numpy(), _pav.KIND_L2, 1.0, 1.0, True, False))
-    v = -v if increasing else v
-    return v.to(rdt).contiguous(), block.to(torch.int32).contiguous()
+    out = TORCH.pav(s, w, cw, kind, r, lam, write_v, need_beta)
+    return tuple(_fresh([t.to(s.dtype) for t in out[:4]] + [out[4].to(torch.int32)]))
 
 
-@torch.library.custom_op("softorder::isotonic_pav", mutates_args=())
-def _isotonic_op(y: torch.Tensor, c: torch.Tensor, increasing: bool
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    return _isotonic_impl(y, c, increasing)
+@_custom_op("softorder::isotonic_pav", "(Tensor s, Tensor w, Tensor cw, int kind, float r, "
+            "float lam, bool write_v, bool need_beta) -> (Tensor, Tensor, Tensor, Tensor, Tensor)")
+def _isotonic_op(s, w, cw, kind, r, lam, write_v, need_beta):
+    return _pav_impl(s, w, cw, kind, r, lam, write_v, need_beta)
 
 
 @_isotonic_op.register_fake
-def _(y, c, increasing):
-    return y.new_empty(y.shape, dtype=_res_dtype(y)), y.new_empty(y.shape, dtype=torch.int32)
+def _(s, *args):
+    e = lambda dt: s.new_empty(s.shape, dtype=dt)
+    return e(s.dtype), e(s.dtype), e(s.dtype), e(s.dtype), e(torch.int32)
 
 
 torch.library.register_vmap("softorder::isotonic_pav", _vmap_rule(_isotonic_op))
 
 
-def isotonic_regression(y, *, sample_weight=None, y_min=None, y_max=None, increasing=True,
-                        dim=-1, return_blocks=False):
-    r"""Least-squares isotonic regression along ``dim`` (`softorder.isotonic`), differentiable.
+class _IsotonicBackend(type(TORCH)):
+    """`TORCH` with PAV through ``softorder::isotonic_pav`` (its weights ``cw`` are the sample
+    weights, checked positive there): the solver is opaque to autograd and Dynamo (its values
+    and integer blocks carry no derivative), everything else in the row function is traced."""
 
-    .. math::
+    def pav(self, s, w, cw, kind, r, lam, write_v, need_beta):
+        args = (s.detach(), w.detach().expand(s.shape).contiguous(), cw.detach(), int(kind),
+                float(r), float(lam), bool(write_v), bool(need_beta))
+        return (_pav_impl if _plain_eager(*args[:3]) else _isotonic_op)(*args)
 
-        \min_{v_1 \le \dots \le v_n} \sum_i c_i (y_i - v_i)^2,\qquad
-        y_{\min} \le v_i \le y_{\max}.
 
-    PAV gives the solution and its blocks; on each block :math:`v_B = \sum_B c_j y_j / \sum_B
-    c_j`, so derivatives in ``y`` and ``sample_weight`` (every order, forward and reverse mode)
-    follow from that closed form with the blocks held fixed (0 where a bound is active).
+_ISOTONIC_XP = _IsotonicBackend()
 
-    Args:
-      y: floating tensor ``[..., n, ...]``.
-      sample_weight: positive weights, the shape of ``y`` (default ones).
-      y_min, y_max: optional bounds (Python numbers).
-      increasing: the direction of the order constraint.
-      dim: the dimension of the sequences.
-      return_blocks: also return the int32 block ids (an `IsotonicResult`).
 
-    Example:
-      >>> import torch
-      >>> from softorder.torch import isotonic_regression
-      >>> isotonic_regression(torch.tensor([1.0, 3.0, 2.0, 4.0]))
-      tensor([1.0000, 2.5000, 2.5000, 4.0000])
-    """
+def isotonic_regression(y: torch.Tensor, *, sample_weight: torch.Tensor | None = None,
+                        y_min: float | None = None, y_max: float | None = None,
+                        increasing: bool = True, dim: int = -1,
+                        return_blocks: bool = False) -> torch.Tensor | IsotonicResult:
+    op = R.get("isotonic_regression")
     y = _as_float_tensor(y, "y")
     ax = V.check_axis(dim, y.ndim, y.shape, "dim")
     if sample_weight is not None:
@@ -768,30 +751,33 @@ def isotonic_regression(y, *, sample_weight=None, y_min=None, y_max=None, increa
         if w.shape != y.shape:
             raise ValueError(
                 f"sample_weight must have the shape of y {tuple(y.shape)}; got {tuple(w.shape)}.")
-    lo = None if y_min is None else float(_static_number(y_min, "y_min"))
-    hi = None if y_max is None else float(_static_number(y_max, "y_max"))
+    opts = op.make_options(increasing=increasing, y_min=_static_number(y_min, "y_min"),
+                           y_max=_static_number(y_max, "y_max"))
     ym = y.movedim(ax, -1)
     shape = ym.shape
-    n = shape[-1]
-    m = math.prod(shape[:-1])
     rdt = _res_dtype(y)
-    y2 = ym.reshape(m, n).to(rdt)
+    y2 = ym.reshape(math.prod(shape[:-1]), shape[-1]).to(rdt)
     c2 = (torch.ones_like(y2) if sample_weight is None
-          else w.movedim(ax, -1).reshape(m, n).to(rdt))
-    yd, cd = y2.detach(), c2.detach()
-    iso = _isotonic_impl if _plain_eager(yd, cd) else _isotonic_op
-    v, block = iso(yd, cd, bool(increasing))
-    # The value is PAV's; the derivatives are those of the closed form on the fixed blocks.
-    rec = segment_sum(c2 * y2, block) / segment_sum(c2, block)
-    out = v + (rec - rec.detach())
-    if lo is not None or hi is not None:
-        clipped = v.clamp(lo, hi)
-        free = (v > (-math.inf if lo is None else lo)) & (v < (math.inf if hi is None else hi))
-        out = torch.where(free, out, clipped)
+          else w.movedim(ax, -1).reshape(y2.shape).to(rdt))
+    v, (jy, jc) = op.rows((y2, c2), None, opts, _ISOTONIC_XP)
+    # On the fixed blocks v is linear in y and of degree 0 in the weights, so by Euler's
+    # identity v = J_y y + J_c c (0 where a bound is active, where v is the bound). With the
+    # residuals computed by autograd from y and c, that sum is the closed form
+    # v_B = sum_B c y / sum_B c itself: its derivatives of every order, in both inputs, are exact.
+    rec = apply(jy, y2, xp=TORCH) + apply(jc, c2, xp=TORCH)
+    out = v.detach() + (rec - rec.detach())
     sol = out.to(y.dtype).reshape(shape).movedim(-1, ax)
     if return_blocks:
-        return IsotonicResult(sol, block.reshape(shape).movedim(-1, ax))
+        return IsotonicResult(sol, jy.block.reshape(shape).movedim(-1, ax))
     return sol
+
+
+isotonic_regression.__doc__ = R.docstring("isotonic_regression", "torch", """
+>>> import torch
+>>> from softorder.torch import isotonic_regression
+>>> isotonic_regression(torch.tensor([1.0, 3.0, 2.0, 4.0]))
+tensor([1.0000, 2.5000, 2.5000, 4.0000])
+""")
 
 
 # --------------------------------------------------------------------------------------------
