@@ -702,12 +702,18 @@ class IsotonicResult(tuple):
 def _pav_impl(s, w, cw, kind, r, lam, write_v, need_beta):
     m, n = s.shape
     if m == 0 or n == 0:
-        e = lambda dt: torch.empty((m, n), dtype=dt, device=s.device)
-        return e(s.dtype), e(s.dtype), e(s.dtype), e(s.dtype), e(torch.int32)
+        return _pav_fake(s, need_beta)
     if not bool((cw > 0).all()):  # checked here, on the data, also under vmap and compile
         raise ValueError("sample_weight must be positive.")
     out = TORCH.pav(s, w, cw, kind, r, lam, write_v, need_beta)
-    return tuple(_fresh([t.to(s.dtype) for t in out[:4]] + [out[4].to(torch.int32)]))
+    beta = out[3] if need_beta else s.new_empty((m, 0))  # [m, 0] unless asked for
+    return tuple(_fresh([t.to(s.dtype) for t in (*out[:3], beta)] + [out[4].to(torch.int32)]))
+
+
+def _pav_fake(s, need_beta):
+    m, n = s.shape
+    e = lambda dt, cols=n: s.new_empty((m, cols), dtype=dt)
+    return e(s.dtype), e(s.dtype), e(s.dtype), e(s.dtype, n if need_beta else 0), e(torch.int32)
 
 
 @_custom_op("softorder::isotonic_pav", "(Tensor s, Tensor w, Tensor cw, int kind, float r, "
@@ -717,9 +723,8 @@ def _isotonic_op(s, w, cw, kind, r, lam, write_v, need_beta):
 
 
 @_isotonic_op.register_fake
-def _(s, *args):
-    e = lambda dt: s.new_empty(s.shape, dtype=dt)
-    return e(s.dtype), e(s.dtype), e(s.dtype), e(s.dtype), e(torch.int32)
+def _(s, w, cw, kind, r, lam, write_v, need_beta):
+    return _pav_fake(s, need_beta)
 
 
 torch.library.register_vmap("softorder::isotonic_pav", _vmap_rule(_isotonic_op))
