@@ -62,3 +62,35 @@ def test_tf_function_and_errors():
         stf.isotonic_regression(tf.ones(3), sample_weight=tf.ones(4))
     with pytest.raises(TypeError, match="y must have a floating dtype"):
         stf.isotonic_regression(tf.ones(3, tf.int64))
+
+
+def test_second_order_in_y_is_exact_and_in_weights_raises(rng):
+    """Without weights the y-Jacobian is piecewise constant (the Hessian of 1/2||v||^2 is
+    J^T J, from the NumPy core's residuals); with watched weights the residuals depend on
+    them, and a second-order request involving them raises."""
+    import softorder.numpy as snp
+
+    y = rng.normal(size=(2, 6))
+    t = rng.normal(size=y.shape)
+    yt = tf.constant(y)
+    with tf.GradientTape() as outer:
+        outer.watch(yt)
+        with tf.GradientTape() as inner:
+            inner.watch(yt)
+            loss = 0.5 * tf.reduce_sum(stf.isotonic_regression(yt) ** 2)
+        gt = tf.reduce_sum(inner.gradient(loss, yt) * t)
+    hv = outer.gradient(gt, yt).numpy()
+    _, res, _ = sis.isotonic_regression_fwd(y)
+    ref = snp.vjp(res, snp.jvp(res, t, np.zeros_like(t)))[0]
+    assert np.abs(ref).max() > 1e-3
+    np.testing.assert_allclose(hv, ref, rtol=1e-11, atol=1e-12)
+
+    w = tf.constant(rng.uniform(0.5, 2.0, size=y.shape))
+    with tf.GradientTape() as outer:
+        outer.watch(w)
+        with tf.GradientTape() as inner:
+            inner.watch(w)
+            loss = tf.reduce_sum(stf.isotonic_regression(yt, sample_weight=w) ** 2)
+        gw = inner.gradient(loss, w)
+    with pytest.raises(NotImplementedError, match="second-order derivatives in sample_weight"):
+        outer.gradient(gw, w)

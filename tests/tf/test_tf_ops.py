@@ -146,10 +146,22 @@ def test_errors_name_the_argument():
         stf.soft_topk_mask(x, 1, solver="dykstra")
     with pytest.raises(ValueError, match="p must be > 1"):
         stf.soft_topk_mask(x, 1, p=1.0)
-    with pytest.raises(TypeError, match="regularization_strength must be a Python number"):
-        stf.soft_rank(x, regularization_strength=tf.Variable(0.5))
-    with pytest.raises(TypeError, match="regularization_strength must be a Python number"):
-        stf.soft_topk_mask(x, 1, regularization_strength=tf.constant(0.5))
+    with pytest.raises(TypeError, match="p must be a Python number"):
+        stf.soft_topk_mask(x, 1, p=tf.constant(2.0))
+    with pytest.raises(TypeError, match="tol must be a Python number"):
+        stf.soft_topk_mask(x, 1, tol=tf.Variable(1e-6))
+    with pytest.raises(TypeError, match="k must be an integer"):
+        stf.soft_topk_mask(x, tf.constant(1))
+    with pytest.raises(ValueError, match="regularization_strength must be positive"):
+        stf.soft_rank(x, regularization_strength=tf.constant(-0.5))
+    with pytest.raises(ValueError, match="regularization_strength must be a 0-d tensor"):
+        stf.soft_rank(x, regularization_strength=tf.constant([0.5]))
+    with pytest.raises(TypeError, match="regularization_strength must have a floating dtype"):
+        stf.soft_rank(x, regularization_strength=tf.constant(1))
+    with pytest.raises(TypeError, match="regularization_strength must be a positive number"):
+        stf.soft_rank(x, regularization_strength="0.5")
+    with pytest.raises(TypeError, match="straight_through must be True or False"):
+        stf.soft_sort(x, straight_through=1)
     with pytest.raises(ValueError, match="0-d input"):
         stf.soft_rank(tf.constant(1.0))
 
@@ -227,3 +239,22 @@ def test_fuzz_shapes_ties_against_numpy(shape, axis_seed, name, ties, seed):
     np.testing.assert_allclose(y.numpy(), yr, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(tape.gradient(loss, xt).numpy(), snp.vjp(res, u), rtol=1e-11,
                                atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [">f8", ">f4", ">f2"])
+def test_big_endian_numpy_inputs(dtype, rng):
+    """Item 8 of issue 7: big-endian NumPy arrays give what their native-order copy gives."""
+    x = rng.normal(size=(3, 5))
+    big = x.astype(dtype)
+    native = big.astype(big.dtype.newbyteorder("="))
+    for fn in (lambda a: stf.soft_rank(a, regularization_strength=0.3),
+               lambda a: stf.soft_sort(a, regularization="kl"),
+               lambda a: stf.soft_topk_mask(a, 2),
+               lambda a: stf.soft_topk_magnitude(a, 2, regularization_strength=np.float64(0.3)
+                                                 .astype(">f8")),
+               lambda a: stf.isotonic_regression(a, sample_weight=np.ones(a.shape, ">f8"))):
+        got, ref = fn(big), fn(native)
+        assert got.dtype == ref.dtype
+        np.testing.assert_array_equal(got.numpy(), ref.numpy())
+    np.testing.assert_array_equal(stf.soft_rank(big.astype(">f8")).numpy(),
+                                  snp.soft_rank(x.astype(dtype).astype(np.float64)))

@@ -56,8 +56,17 @@ def _chunk_scratch(f, start, cog, st, ch):
     return fc, (start[ch], cog[ch], st[ch])
 
 
+@njit(inline="always")
+def _scaled_diff(xa, xb, scale):
+    """``(xa - xb) * scale`` without overflow of the difference; 0 for equal entries (also
+    equal infinities, and ties under an infinite scale)."""
+    if xa == xb:
+        return 0.0
+    return ((0.5 * xa - 0.5 * xb) * scale) * 2.0
+
+
 @njit
-def _zside_row(x, perm, reverse, scale, mag, w, winv, kind, r, lam,
+def _zside_row(x, perm, reverse, scale, mag, w, winv, kind, r, lam, gap,
                y, in_perm, block, a, b, c, scr):
     n = x.shape[0]
     f, ws = scr
@@ -75,9 +84,41 @@ def _zside_row(x, perm, reverse, scale, mag, w, winv, kind, r, lam,
         if mag:
             s[kk] = abs(xv)
             sg[kk] = 1.0 if xv > 0 else (-1.0 if xv < 0 else (0.0 if xv == 0 else xv))
-        else:
-            s[kk] = xv * scale
-    _pav_row(s, w, cw, kind, r, lam, False, u, d, al, beta, block, winv, ws)
+    has_nan = False
+    if not mag:
+        for kk in range(n):
+            if math.isnan(x[kk]):
+                has_nan = True
+                s[kk] = np.nan
+    if mag or has_nan:  # a row holding NaN: NaN everywhere (PAV's convention)
+        _pav_row(s, w, cw, kind, r, lam, False, u, d, al, beta, block, winv, ws)
+    else:
+        # Ranks and masks are translation invariant (sum y is fixed) and two sorted neighbours
+        # whose scaled gap exceeds ``gap`` (the range of phi^-1(w)) are never pooled: the row
+        # splits into segments there, each solved with s relative to its first entry. So
+        # x * scale never overflows, and infinite entries are the ties they are (s = 0).
+        ascale = abs(scale)
+        nblk = 0
+        lo = 0
+        while lo < n:
+            ref = x[in_perm[lo]]
+            hi = lo + 1
+            s[lo] = 0.0
+            while hi < n:
+                xh = x[in_perm[hi]]
+                if _scaled_diff(x[in_perm[hi - 1]], xh, ascale) > gap:
+                    break
+                s[hi] = _scaled_diff(xh, ref, scale)
+                hi += 1
+            _pav_row(s[lo:hi], w[lo:hi], cw[lo:hi], kind, r, lam, False, u[lo:hi], d[lo:hi],
+                     al[lo:hi], beta, block[lo:hi], winv[lo:hi] if winv.shape[0] > 0 else winv,
+                     ws)
+            for kk in range(lo, hi):
+                block[kk] += nblk
+            nblk = block[hi - 1] + 1
+            if hi - lo == 1:  # a singleton's Jacobian d (1 - alpha) is exactly 0
+                d[lo] = 0.0
+            lo = hi
     for kk in range(n):
         idx = in_perm[kk]
         if mag:
@@ -94,29 +135,29 @@ def _zside_row(x, perm, reverse, scale, mag, w, winv, kind, r, lam,
                 y[idx] = d[kk] if d[kk] > 0.0 else math.exp(u[kk])
             else:
                 y[idx] = _phi(u[kk], r)
-            a[kk] = d[kk] * scale
+            a[kk] = d[kk] * scale if d[kk] != 0.0 else 0.0
             b[kk] = -d[kk]
-            c[kk] = al[kk] * scale
+            c[kk] = al[kk] * scale if d[kk] != 0.0 else 0.0
 
 
 @njit(parallel=True)
-def _zside_par(x, perm, reverse, scale, mag, w, winv, kind, r, lam, y, in_perm, block, a, b, c,
-               f, start, cog, st):
+def _zside_par(x, perm, reverse, scale, mag, w, winv, kind, r, lam, gap, y, in_perm, block, a,
+               b, c, f, start, cog, st):
     m = x.shape[0]
     nc = f.shape[0]
     for ch in prange(nc):
         scr = _chunk_scratch(f, start, cog, st, ch)
         for row in range(ch * m // nc, (ch + 1) * m // nc):
-            _zside_row(x[row], perm[row], reverse, scale, mag, w, winv, kind, r, lam,
+            _zside_row(x[row], perm[row], reverse, scale, mag, w, winv, kind, r, lam, gap,
                        y[row], in_perm[row], block[row], a[row], b[row], c[row], scr)
 
 
 @njit
-def _zside_ser(x, perm, reverse, scale, mag, w, winv, kind, r, lam, y, in_perm, block, a, b, c,
-               f, start, cog, st):
+def _zside_ser(x, perm, reverse, scale, mag, w, winv, kind, r, lam, gap, y, in_perm, block, a,
+               b, c, f, start, cog, st):
     scr = _chunk_scratch(f, start, cog, st, 0)
     for row in range(x.shape[0]):
-        _zside_row(x[row], perm[row], reverse, scale, mag, w, winv, kind, r, lam,
+        _zside_row(x[row], perm[row], reverse, scale, mag, w, winv, kind, r, lam, gap,
                    y[row], in_perm[row], block[row], a[row], b[row], c[row], scr)
 
 
@@ -136,8 +177,12 @@ def zside(x, perm, reverse, scale, *, mag=False, w_mode=W_RHO, k=0, kind=0, r=1.
         w = np.log(w)
     elif kind == KIND_PNORM:
         winv = w ** (1.0 / r)
+    # Sorted neighbours farther apart (scaled) than the range of the roots s_i - phi^-1(w_i)
+    # are never pooled: twice that range (plus 1) splits the row safely.
+    wl = w if kind != KIND_PNORM else winv
+    gap = 2.0 * (float(wl.max() - wl.min()) if n else 0.0) + 1.0
     args = (x, perm, bool(reverse), float(scale), bool(mag), w, winv, int(kind), float(r),
-            float(lam), y, in_perm, block, a, b, c)
+            float(lam), gap, y, in_perm, block, a, b, c)
     par = use_parallel(m, n)
     (_zside_par if par else _zside_ser)(*args, *_scratch(m, n, par))
     return y, BlockJacobian(in_perm, in_perm, block, a, b, c)
@@ -154,11 +199,28 @@ def _wside_row(x, perm, reverse, negate, scale, kind, r, y, in_perm, block, b, c
     d = f[4, :n]
     al = f[5, :n]
     beta = f[6, :n] if kind == KIND_KL else f[6, :0]
+    wmax = -np.inf
+    wmin = np.inf
+    has_inf = False
     for kk in range(n):
         idx = perm[n - 1 - kk] if reverse else perm[kk]
         in_perm[kk] = idx
         w[kk] = -x[idx] if negate else x[idx]
-        s[kk] = (n - kk) * scale
+        if math.isinf(w[kk]):
+            has_inf = True
+        else:
+            wv = w[kk] if kind != KIND_PNORM else math.copysign(abs(w[kk]) ** (1.0 / r), w[kk])
+            wmax = max(wmax, wv)
+            wmin = min(wmin, wv)
+    # Gaps of s = rho * scale above the range of the roots' phi^-1(w) pool nothing: beyond
+    # that the result does not depend on the scale, so it is capped there (a huge or
+    # infinite 1 / strength then gives the exact sort, not an overflow). Not with infinite
+    # entries: they pool the row, whose values then depend on the scale.
+    rng = _scaled_diff(wmax, wmin, 1.0) if wmax >= wmin else 0.0
+    sc = min(scale, 2.0 * rng + 1.0) if rng < np.inf and not has_inf else scale
+    sc = min(sc, 1e300 / max(n, 1))
+    for kk in range(n):
+        s[kk] = (n - kk) * sc
     _pav_row(s, w, cw, kind, r, 1.0, False, u, d, al, beta, block, np.empty(0), ws)
     for kk in range(n):
         if kind == KIND_KL:

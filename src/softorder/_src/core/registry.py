@@ -244,8 +244,9 @@ def isotonic_rows(xs, strength, o: IsotonicOptions, xp=NUMPY):
     """
     y, c = xs
     target = -y if o.increasing else y
-    v, _, _, _, block = xp.pav(target, 0.0 * y, c, pav.KIND_L2, 1.0, 1.0, True, False)
+    v, _, alpha, _, block = xp.pav(target, xp.zeros_like(y), c, pav.KIND_L2, 1.0, 1.0, True, False)
     v = -v if o.increasing else v
+    vb = v  # the unclipped block values
     free = xp.ones_like(v)
     if o.y_min is not None:
         free = xp.where(v > o.y_min, free, 0.0 * free)
@@ -253,10 +254,12 @@ def isotonic_rows(xs, strength, o: IsotonicOptions, xp=NUMPY):
     if o.y_max is not None:
         free = xp.where(v < o.y_max, free, 0.0 * free)
         v = xp.minimum(v, o.y_max)
+    v = v + 0.0  # no -0.0
     csum = xp.segment_sum(c, block)
-    zero = 0.0 * v
-    vb = xp.segment_sum(c * y, block) / csum  # the unclipped block values
-    jy = BlockJacobian(None, None, block, zero, free, c / csum)
+    zero = xp.zeros_like(v)
+    # alpha = c / C_B from the kernel: its limit where weights are infinite (1 / K on the K
+    # infinitely weighted entries of a block, 0 on the others).
+    jy = BlockJacobian(None, None, block, zero, free, alpha)
     jc = BlockJacobian(None, None, block, zero, free / csum, y - vb)
     return v, (jy, jc)
 

@@ -16,8 +16,17 @@ def as_float_array(x, name="x"):
 
     Python lists and scalars (which carry no dtype of their own) become float64.
     """
+    if getattr(x, "requires_grad", False):
+        raise TypeError(
+            f"{name} is a {type(x).__module__}.{type(x).__name__} that requires grad: "
+            "softorder.numpy does not differentiate through other frameworks. Use the "
+            "framework's front end (softorder.torch, ...) for gradients, or pass "
+            f"{name}.detach().numpy()."
+        )
     if isinstance(x, np.ndarray) or hasattr(x, "dtype"):
         arr = np.asarray(x)
+        if not arr.dtype.isnative:  # big-endian data: every framework wants native order
+            arr = arr.astype(arr.dtype.newbyteorder("="))
         if arr.dtype.kind != "f":
             raise TypeError(
                 f"{name} must have a floating dtype (float16, float32 or float64); got dtype "

@@ -24,9 +24,15 @@ Precision: a block's value is kept as ``center + offset`` (center: a mean of ``s
 ``max s`` for kl) and ``u_i = (s_i - center) - offset``, so ``u`` keeps full precision when
 ``|s| >> |u|`` (inputs of 1e9 with a strength of 1e-6, say).
 
-A row holding NaN gets NaN everywhere. Entries of ``s`` at +-inf stay in blocks of their own
-(their gamma is infinite and cannot be pooled with a finite one); their ``u`` is the hard value
-``phi^-1(mean_B w)`` and their derivative weights are zero.
+A row holding NaN gets NaN everywhere. Infinite entries follow docs/conventions.md: the result
+is the limit M -> infinity of replacing each +-inf by +-M (one M for the row). l2 (isotonic
+regression, ranks and sorts alike) runs PAV on lexicographic numbers ``a M + b``: each block
+keeps the weighted sum of the M-coefficients ``a`` next to its finite statistics, and compares
+``(A_B / C_B, gamma_B)`` lexicographically; an infinite sample weight is a weight ``M'`` (the
+block's value is the mean over its infinitely weighted entries). For the other kinds, infinite
+``s`` (sorted, at the ends of the row) are their own segments, solved as the ties they are
+(``s = 0`` relative to their common value: the projections are translation invariant), and
+infinite ``w`` (soft sorts) follow the closed forms of `_inf_w_row`.
 """
 
 from __future__ import annotations
@@ -130,6 +136,26 @@ def _solve_cubic(a, c):
 
 
 @njit
+def _mag_cubic(lam, wsum, nn, mean, m2, m3):
+    """Offset t (block value ``mean + t``) of a magnitude block with r = 3: the root of
+    ``t^3 + ((3 M2 + lam^3 W) / n) t + (lam^3 W mean - M3) / n = 0``, solved for
+    ``tau = t / lam`` (the equation divided by lam^3: lam^3 W neither overflows nor vanishes)
+    unless M2 / lam^2 overflows."""
+    a = lam * wsum
+    c = wsum * mean
+    if m2 != 0.0:
+        a += 3.0 * ((m2 / lam) / lam)
+    if m3 != 0.0:
+        c -= ((m3 / lam) / lam) / lam
+    a /= nn
+    c /= nn
+    if abs(a) < np.inf and abs(c) < np.inf:
+        return lam * _solve_cubic(a, c)
+    l3w = lam * lam * lam * wsum
+    return _solve_cubic((3.0 * m2 + l3w) / nn, (l3w * mean - m3) / nn)
+
+
+@njit
 def _solve_block(s, start, end, c, wsum, r, lam, mag, lo, hi, g0=np.nan):
     """Root g' of F(g') = sum_B phi_lam(s_i - c - g') - (c + g' if mag else 1) * wsum.
 
@@ -182,13 +208,59 @@ def _solve_block(s, start, end, c, wsum, r, lam, mag, lo, hi, g0=np.nan):
 def _mean_merge(ma, mb, na, nb):
     if ma == mb:  # also keeps equal infinities (ties at +-inf) finite-free of NaN
         return ma
-    return ma + (mb - ma) * (nb / (na + nb))
+    if nb == 0.0:
+        return ma
+    if na == 0.0:
+        return mb
+    diff = mb - ma
+    if math.isinf(diff):  # |ma|, |mb| near the float limit: no overflow of the difference
+        return ma * (na / (na + nb)) + mb * (nb / (na + nb))
+    return ma + diff * (nb / (na + nb))
+
+
+@njit(inline="always")
+def _inf_sign(x):
+    """The M-coefficient of ``x`` (+-1 at +-inf, else 0)."""
+    if x == np.inf:
+        return 1.0
+    if x == -np.inf:
+        return -1.0
+    return 0.0
+
+
+@njit(inline="always")
+def _fin(x):
+    """The finite part of ``x`` (0 at +-inf)."""
+    return 0.0 if math.isinf(x) else x
+
+
+@njit(inline="always")
+def _l2_set(st, b):
+    """The statistics a l2 block's value is read from: its infinitely weighted entries if it
+    has any (columns 4-7: count, mean s, mean w, sum of M-coefficients), else its finite
+    weights (columns 0-3: sum c, wmean s, wmean w, sum c a)."""
+    return 4 if st[b, 4] > 0.0 else 0
+
+
+@njit(inline="always")
+def _violates(kind, st, gam, a, b):
+    """Whether block ``a`` (left) and ``b`` (right) violate ``v_a > v_b`` and must pool. l2
+    compares ``(A / C, gamma)`` lexicographically (A: the blocks' M-coefficients)."""
+    if kind != KIND_L2:
+        return gam[a] <= gam[b]
+    ca = _l2_set(st, a)
+    cb = _l2_set(st, b)
+    la = st[a, ca + 3] * st[b, cb]
+    lb = st[b, cb + 3] * st[a, ca]
+    if la != lb:
+        return la < lb
+    return gam[a] <= gam[b]
 
 
 def workspace_specs(nc, n):
     """Shapes of `_pav_row`'s scratch for ``nc`` chunks of rows of length ``n`` (block starts,
     centers/offsets/values, statistics): allocated once per call, reused row after row."""
-    return [((nc, n + 1), np.int64), ((nc, 3, n), np.float64), ((nc, n, 5), np.float64)]
+    return [((nc, n + 1), np.int64), ((nc, 3, n), np.float64), ((nc, n, 8), np.float64)]
 
 
 @njit
@@ -205,10 +277,19 @@ def _bottom_up(s, w, cw, kind, r, lam, winv, start, center, offset, gam, st, top
         wi = w[i]
         center[top] = si
         if kind == KIND_L2:
-            st[top, 0] = cw[i]
-            st[top, 1] = si
-            st[top, 2] = wi
-            offset[top] = -wi
+            ai = _inf_sign(si) - _inf_sign(wi)
+            sf = _fin(si)
+            wf = _fin(wi)
+            ci = cw[i]
+            col = 4 if math.isinf(ci) else 0
+            for j in range(8):
+                st[top, j] = 0.0
+            st[top, col] = 1.0 if col == 4 else ci
+            st[top, col + 1] = sf
+            st[top, col + 2] = wf
+            st[top, col + 3] = st[top, col] * ai
+            center[top] = sf
+            offset[top] = -wf
         elif kind == KIND_KL:
             # LSE(s_B) = m + log(e): m = max_B s, e = sum_B exp(s - m) (linear); same for w.
             st[top, 0] = si
@@ -229,31 +310,41 @@ def _bottom_up(s, w, cw, kind, r, lam, winv, start, center, offset, gam, st, top
             elif r == 1.0:
                 offset[top] = -si * (lam * wi / (1.0 + lam * wi))
             elif cubic:
-                l3w = lam * lam * lam * wi
-                offset[top] = _solve_cubic(l3w, l3w * si)
+                offset[top] = _mag_cubic(lam, wi, 1.0, si, 0.0, 0.0)
             else:
                 offset[top] = _solve_block(s, i, i + 1, si, wi, r, lam, True,
                                            min(0.0, si) - si, max(0.0, si) - si)
         gam[top] = center[top] + offset[top]
-        while top > floor and gam[top - 1] <= gam[top]:
+        while top > floor and _violates(kind, st, gam, top - 1, top):
             a = top - 1
             gl = gam[a]
             gr = gam[top]
             if kind == KIND_L2:
-                ca = st[a, 0]
-                cb = st[top, 0]
-                st[a, 1] = _mean_merge(st[a, 1], st[top, 1], ca, cb)
-                st[a, 2] = _mean_merge(st[a, 2], st[top, 2], ca, cb)
-                st[a, 0] = ca + cb
-                center[a] = st[a, 1]
-                offset[a] = -st[a, 2]
+                for c0 in (0, 4):
+                    ca = st[a, c0]
+                    cb = st[top, c0]
+                    st[a, c0 + 1] = _mean_merge(st[a, c0 + 1], st[top, c0 + 1], ca, cb)
+                    st[a, c0 + 2] = _mean_merge(st[a, c0 + 2], st[top, c0 + 2], ca, cb)
+                    st[a, c0 + 3] += st[top, c0 + 3]
+                    st[a, c0] = ca + cb
+                c0 = _l2_set(st, a)
+                center[a] = st[a, c0 + 1]
+                offset[a] = -st[a, c0 + 2]
             elif kind == KIND_KL:
                 for col in (0, 1):  # (max, linear sum) pairs for s (cols 0, 2) and w (1, 3)
                     ma = st[a, col]
                     mb = st[top, col]
-                    if math.isinf(ma) or math.isinf(mb):  # infinite entries: see finalize
-                        st[a, col] = max(ma, mb)
-                        st[a, col + 2] = 1.0
+                    if mb == -np.inf:  # e^-inf = 0 adds nothing
+                        pass
+                    elif ma == -np.inf:
+                        st[a, col] = mb
+                        st[a, col + 2] = st[top, col + 2]
+                    elif math.isinf(ma) or math.isinf(mb):  # +inf: counts of the +inf entries
+                        if ma == mb:
+                            st[a, col + 2] += st[top, col + 2]
+                        elif mb > ma:
+                            st[a, col] = mb
+                            st[a, col + 2] = st[top, col + 2]
                     elif ma >= mb:
                         st[a, col + 2] += st[top, col + 2] * math.exp(mb - ma)
                     else:
@@ -291,9 +382,7 @@ def _bottom_up(s, w, cw, kind, r, lam, winv, start, center, offset, gam, st, top
                         # n t^3 + 3 M2 t + (W - M3) = 0, gamma = mean + t
                         offset[a] = _solve_cubic(3.0 * st[a, 2] / nn, (wsum - st[a, 3]) / nn)
                     else:
-                        l3w = lam * lam * lam * wsum
-                        offset[a] = _solve_cubic((3.0 * st[a, 2] + l3w) / nn,
-                                                 (l3w * mean - st[a, 3]) / nn)
+                        offset[a] = _mag_cubic(lam, wsum, nn, mean, st[a, 2], st[a, 3])
                 else:
                     c = center[a]
                     offset[a] = _solve_block(
@@ -448,6 +537,86 @@ def _topdown(s, w, cw, kind, r, lam, winv, start, center, offset, gam, st):
 
 
 @njit
+def _inf_w_row(s, w, kind, r, write_v, out, d, alpha, beta, block):
+    """Soft sorts (``s`` finite and decreasing, ``w`` sorted with +-inf entries; kl/p-norm):
+    the limit M -> infinity in closed form. Returns False when the row is left to PAV (kl
+    with only -inf entries in ``w``, some finite: ``e^-M`` adds nothing to its block).
+
+    * Every entry at the same infinity: singletons, ``u = w`` (+-inf), identity Jacobian.
+    * kl, P >= 1 entries at +inf: one block, ``u = +inf``, ``beta = 1/P`` on the +inf entries.
+    * p-norm: one block (the roots ``s_i - phi^-1(w_i)`` increase at order M at both ends):
+      ``u = sign(P - N) inf`` with ``alpha = 1/n`` if P != N, else the finite block equation
+      with ``sum w`` over the finite entries (the +-M cancel).
+    """
+    n = s.shape[0]
+    npos = 0
+    nneg = 0
+    for i in range(n):
+        if w[i] == np.inf:
+            npos += 1
+        elif w[i] == -np.inf:
+            nneg += 1
+    if kind == KIND_KL and npos == 0 and nneg < n:
+        return False
+    nb = beta.shape[0] > 0
+    if npos == n or nneg == n:
+        for i in range(n):
+            out[i] = s[i] - w[i] if write_v else w[i]
+            d[i] = 0.0
+            alpha[i] = 1.0
+            block[i] = i
+            if nb:
+                beta[i] = 1.0
+        return True
+    for i in range(n):
+        block[i] = 0
+    if kind == KIND_KL:
+        smax = s[0]
+        for i in range(n):
+            smax = max(smax, s[i])
+        tot = 0.0
+        for i in range(n):
+            tot += math.exp(s[i] - smax)
+        for i in range(n):
+            out[i] = -np.inf if write_v else np.inf
+            d[i] = np.inf
+            alpha[i] = math.exp(s[i] - smax) / tot
+            if nb:
+                beta[i] = 1.0 / npos if w[i] == np.inf else 0.0
+        return True
+    if npos != nneg:
+        sgn = 1.0 if npos > nneg else -1.0
+        for i in range(n):
+            out[i] = -sgn * np.inf if write_v else sgn * np.inf
+            d[i] = _dphi(sgn * np.inf, r)
+            alpha[i] = 1.0 / n
+            if nb:
+                beta[i] = 1.0 / n
+        return True
+    wsum = 0.0
+    smin = s[0]
+    smax = s[0]
+    for i in range(n):
+        wsum += _fin(w[i])
+        smin = min(smin, s[i])
+        smax = max(smax, s[i])
+    c = s[n // 2]
+    sh = _phi_inv(wsum / n, r)
+    g = _solve_block(s, 0, n, c, wsum, r, 1.0, False, smin - sh - c, smax - sh - c)
+    tot = 0.0
+    for i in range(n):
+        u = (s[i] - c) - g
+        out[i] = c + g if write_v else u
+        d[i] = _dphi(u, r)
+        tot += d[i]
+    for i in range(n):
+        alpha[i] = d[i] / tot if tot > 0.0 else 1.0 / n
+        if nb:
+            beta[i] = 1.0 / n
+    return True
+
+
+@njit
 def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, winv, ws):
     """PAV on one row. ``winv``: phi^-1(w) precomputed (p-norm), or an empty array.
     ``ws``: scratch ``(start, cog, st)`` shaped as in `workspace_specs` for rows at least
@@ -455,6 +624,8 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, winv, 
     n = s.shape[0]
     if n == 0:
         return
+    ninf_s = 0
+    ninf_w = 0
     for i in range(n):
         if math.isnan(s[i]) or math.isnan(w[i]) or math.isnan(cw[i]):
             for j in range(n):
@@ -465,6 +636,13 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, winv, 
                 if beta.shape[0] > 0:
                     beta[j] = np.nan
             return
+        if math.isinf(s[i]):
+            ninf_s += 1
+        if math.isinf(w[i]):
+            ninf_w += 1
+    if kind != KIND_L2 and ninf_w > 0 and ninf_s == 0 and kind != KIND_MAG:
+        if _inf_w_row(s, w, kind, r, write_v, out, d, alpha, beta, block):
+            return
     start, cog, st = ws
     # Each block's value is gamma = center + offset, and u_i = (s_i - center) - offset: the
     # center (a mean of s, LSE(s), or a reference entry) absorbs the scale of s, so u keeps
@@ -473,11 +651,42 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, winv, 
     offset = cog[1]
     gam = cog[2]
     # Statistics (each pushed block sets the columns its kind reads). l2: (sum c, wmean s,
-    # wmean w); kl: (max s, max w, sum exp(s - max), sum exp(w - max)); cubic and magnitude
+    # wmean w, sum c a) for finite weights, the same for infinite weights (count first);
+    # kl: (max s, max w, sum exp(s - max), sum exp(w - max)); cubic and magnitude
     # r=1: (count, mean s, M2, M3, sum w); other r: (count, -, -, -, sum w).
+    # Infinite s with another kind than l2 (sorted rows: +inf first, -inf last): segments of
+    # their own, solved as ties (s = 0), never pooled with the finite entries.
+    npos = 0
+    nneg = 0
+    sv = s
+    if kind != KIND_L2 and ninf_s > 0:
+        while npos < n and s[npos] == np.inf:
+            npos += 1
+        while nneg < n - npos and s[n - 1 - nneg] == -np.inf:
+            nneg += 1
+        if npos + nneg != ninf_s:  # not sorted: no limit read off segments
+            for j in range(n):
+                out[j] = np.nan
+                d[j] = np.nan
+                alpha[j] = np.nan
+                block[j] = j
+                if beta.shape[0] > 0:
+                    beta[j] = np.nan
+            return
+        sv = s.copy()
+        for i in range(n):
+            if math.isinf(sv[i]):
+                sv[i] = 0.0
     top = -1
-    if _use_topdown(s, w, kind, r):
+    if ninf_s == 0 and _use_topdown(s, w, kind, r):
         top = _topdown(s, w, cw, kind, r, lam, winv, start, center, offset, gam, st)
+    elif kind != KIND_L2 and ninf_s > 0:
+        top = _bottom_up(sv, w, cw, kind, r, lam, winv, start, center, offset, gam, st,
+                         -1, 0, npos)
+        top = _bottom_up(sv, w, cw, kind, r, lam, winv, start, center, offset, gam, st,
+                         top, npos, n - nneg)
+        top = _bottom_up(sv, w, cw, kind, r, lam, winv, start, center, offset, gam, st,
+                         top, n - nneg, n)
     else:
         top = _bottom_up(s, w, cw, kind, r, lam, winv, start, center, offset, gam, st, -1, 0, n)
     start[top + 1] = n
@@ -489,41 +698,26 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, winv, 
         g = gam[b]
         cb = center[b]
         ob = offset[b]
-        has_inf = False
         for i in range(lo, hi):
             block[i] = b
-            if math.isinf(s[i]):
-                has_inf = True
-        if has_inf:
-            # The hard value: phi^-1 of the block's mean w (ties of infinities share it).
-            wsum = 0.0
-            lse = -np.inf
-            for i in range(lo, hi):
-                if kind == KIND_KL:
-                    lse = _logaddexp(lse, w[i])
-                else:
-                    wsum += w[i]
-            if kind == KIND_KL:
-                uh = lse - math.log(size)
-            elif kind == KIND_L2:
-                uh = wsum / size
-            elif kind == KIND_PNORM:
-                uh = _phi_inv(wsum / size, r)
-            else:
-                uh = np.inf if wsum > 0 else 0.0
-            for i in range(lo, hi):
-                out[i] = s[lo] if write_v else uh  # v is +-inf with the block's entries
-                d[i] = 0.0
-                alpha[i] = 1.0 / size
-                if beta.shape[0] > 0:
-                    beta[i] = 1.0 / size
-            continue
         if kind == KIND_L2:
-            tot = st[b, 0]
+            c0 = _l2_set(st, b)
+            tot = st[b, c0]
+            am = st[b, c0 + 3]  # sum of M-coefficients of s - w (times the weights)
             for i in range(lo, hi):
-                out[i] = g if write_v else (s[i] - cb) - ob
+                if write_v:
+                    out[i] = g if am == 0.0 else math.copysign(np.inf, am)
+                else:
+                    coef = _inf_sign(s[i]) * tot - am  # u_i = s_i - v_B, times C_B
+                    out[i] = (_fin(s[i]) - cb) - ob if coef == 0.0 else math.copysign(
+                        np.inf, coef)
                 d[i] = 1.0
-                alpha[i] = cw[i] / tot if size > 1 else 1.0
+                if size == 1:
+                    alpha[i] = 1.0
+                elif c0 == 4:
+                    alpha[i] = 1.0 / tot if math.isinf(cw[i]) else 0.0
+                else:
+                    alpha[i] = cw[i] / tot
         elif kind == KIND_KL:
             # d = exp(u) = softmax(s_B) * sum_B exp(w): one exp per entry.
             es = st[b, 2]
@@ -531,9 +725,9 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, winv, 
             ew = st[b, 3]
             wtot = ew * math.exp(mw)
             for i in range(lo, hi):
-                u = (s[i] - cb) - ob
+                u = (sv[i] - cb) - ob
                 out[i] = g if write_v else u
-                al = math.exp(s[i] - cb) / es if size > 1 else 1.0
+                al = math.exp(sv[i] - cb) / es if size > 1 else 1.0
                 alpha[i] = al
                 d[i] = al * wtot if size > 1 else math.exp(u)
                 if beta.shape[0] > 0:
@@ -542,7 +736,7 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, winv, 
             lam_b = lam if kind == KIND_MAG else 1.0
             tot = 0.0
             for i in range(lo, hi):
-                u = (s[i] - cb) - ob
+                u = (sv[i] - cb) - ob
                 out[i] = g if write_v else u
                 dp = _dphi(u / lam_b, r) / lam_b
                 alpha[i] = dp
@@ -561,6 +755,25 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, winv, 
                     alpha[i] = dp / tot
                 else:
                     alpha[i] = 1.0 / size
+    if kind == KIND_MAG and npos > 0:
+        # |x| = +inf (the top segment, its own block: ties pool): u = +inf where the segment
+        # holds a top-k weight, else 0 (v = s). The Jacobian of ties computed at s = 0 is the
+        # limit for r = 1 and where u = 0; for u = +inf, phi'(u) -> inf (r > 1) or 0 (r < 1).
+        wseg = 0.0
+        for i in range(npos):
+            wseg += w[i]
+        if wseg > 0.0:
+            for i in range(npos):
+                out[i] = np.inf
+                if r > 1.0:
+                    d[i] = np.inf
+                    alpha[i] = 1.0 / npos
+                elif r < 1.0:
+                    d[i] = 1.0
+                    alpha[i] = 0.0
+        elif write_v:
+            for i in range(npos):
+                out[i] = np.inf
 
 
 # Rows run in parallel only when there is enough work: a parallel region costs microseconds

@@ -1,22 +1,25 @@
-r"""TensorFlow front end: the NumPy/Numba row cores behind ``tf.numpy_function``, with
-gradients written in TensorFlow ops.
+r"""TensorFlow front end: the registry's operators behind ``tf.numpy_function``, with their
+derivatives written in TensorFlow ops by the core's one derivative map.
 
-Each public function canonicalizes the axis, moves it last, reshapes to ``[m, n]`` float64 rows,
-and calls one ``tf.custom_gradient`` op. Its forward runs the row core of `ops.py` (Numba PAV or
-Dykstra) through ``tf.numpy_function`` and returns the output with the residuals of the
-operator's `BlockJacobian` (permutations, row-global block ids, three float vectors). Its
-gradient is the BlockJacobian's transpose written in TensorFlow ops:
+Each public function is a few lines calling `_soft_op`, which looks its operator up in the core
+registry (`registry.get`), validates the options once (``op.make_options``), moves ``axis``
+last as float64 ``[m, n]`` rows and calls one ``tf.custom_gradient`` op:
 
-    h = y_bar[out_perm],  r_k = a_k h_k + c_k * sum_{j in B(k)} b_j h_j,  x_bar[in_perm] = r,
+* forward: the operator's row function on the NumPy backend (the Numba kernels) through
+  ``tf.numpy_function``, with the strength as a tensor operand (a new value is a new input,
+  never a new trace); it returns the output and the operator's `BlockJacobian` (permutation,
+  block ids, ``a``, ``b``, ``c``);
+* backward: ``jacobian.apply(jac, dy, transpose=True, xp=TF)`` over the small `TFBackend`
+  below (``tf.gather(batch_dims=1)``, a scatter, a segment sum that keeps the rows), and the
+  strength's cotangent from ``op.strength_tangent`` when the strength is a differentiable
+  tensor.
 
-with ``tf.gather(..., batch_dims=1)`` and ``tf.math.unsorted_segment_sum``. It is linear in
-``y_bar`` and differentiable, so forward accumulators derive exact JVPs from it by
-transposition; `_attach_forward_mode` registers it for them explicitly, because a
-``tf.custom_gradient`` alone gives zero tangents inside a tf.function. The residuals
-themselves are constants to TensorFlow: the derivative of the *gradient* with respect to ``x``
-(a Hessian) is only exact where the residuals are locally constant in ``x`` (``l2``, and
-``pnorm`` with ``p = 2``); elsewhere such a request raises a clear error (`_make_guard`)
-instead of returning a silently truncated Hessian.
+The backward pass is linear in the upstream gradient and written in TensorFlow ops, so forward
+accumulators get exact JVPs by transposing it; `_attach_forward_mode` registers it for them,
+because a ``tf.custom_gradient`` alone gives zero tangents inside a tf.function. The residuals
+are constants to TensorFlow: differentiating a gradient again in ``x`` is exact only where they
+are locally constant (``options.exact_second_order``); elsewhere, and in the strength, such a
+request raises (`_make_guard`) instead of returning a silently truncated Hessian.
 """
 
 from __future__ import annotations
@@ -24,16 +27,16 @@ from __future__ import annotations
 import numbers
 import sys
 import warnings
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 from tensorflow.python.eager import record  # noqa: PLC2701 - forward-mode recording
+from tensorflow.python.ops import gradients_util  # noqa: PLC2701 - is a tensor watched?
 
-from ...core import ops
+from ...core import registry as R
 from ...core import validation as V
-from ...core.jacobian import segment_ids
-from ...isotonic import pav
-from ...isotonic.dykstra import block_alpha
+from ...core.jacobian import BlockJacobian, apply
 
 __all__ = [
     "soft_sort",
@@ -42,9 +45,15 @@ __all__ = [
     "soft_topk_magnitude",
     "isotonic_regression",
     "IsotonicResult",
+    "TFBackend",
+    "TF",
 ]
 
 _FLOAT_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
+_F64, _I64, _I32 = tf.float64, tf.int64, tf.int32
+_f64 = lambda a: np.ascontiguousarray(a, np.float64)  # noqa: E731
+TensorLike = Any  # tf.Tensor, tf.Variable, np.ndarray, or a nested list of numbers
+Strength = Any  # a Python or NumPy number, or a 0-d floating tf.Tensor / tf.Variable
 
 # Library code: AutoGraph must not rewrite it (nor the NumPy callbacks it creates) when a user's
 # tf.function calls it; it has no tensor-dependent Python control flow.
@@ -90,17 +99,70 @@ _install_clash_warner()
 
 
 # --------------------------------------------------------------------------------------------
+# The backend: the few `core.backend.Backend` primitives that `jacobian.apply` and the
+# strength tangents use, on [m, n] tensors.
+
+
+class TFBackend:
+    """`core.backend.Backend` primitives in TensorFlow ops (rows kept: ``[m, n]`` in and out)."""
+
+    name = "tensorflow"
+
+    @staticmethod
+    def take(a, idx):
+        return tf.gather(a, idx, batch_dims=1)
+
+    @staticmethod
+    def put(vals, idx):
+        """``out[row, idx[row, k]] = vals[row, k]`` for per-row permutations ``idx``."""
+        shape = tf.shape(idx, out_type=_I64)
+        rows = tf.broadcast_to(tf.range(shape[0])[:, None], shape)
+        return tf.scatter_nd(tf.stack([rows, tf.cast(idx, _I64)], -1), vals, shape)
+
+    @staticmethod
+    def segment_sum(vals, block):
+        """At each position, the sum of ``vals`` over its block (ids ``0 <= block < n`` per row)."""
+        shape = tf.shape(block, out_type=_I64)
+        gid = tf.cast(block, _I64) + tf.range(shape[0])[:, None] * shape[1]
+        return tf.gather(tf.math.unsorted_segment_sum(vals, gid, shape[0] * shape[1]), gid)
+
+    @staticmethod
+    def rho(like):
+        n = tf.shape(like)[-1]
+        return tf.broadcast_to(tf.cast(tf.range(n, 0, -1), like.dtype), tf.shape(like))
+
+    @staticmethod
+    def topk_weights(like, k):
+        n = tf.shape(like)[-1]
+        return tf.broadcast_to(tf.cast(tf.range(n) < k, like.dtype), tf.shape(like))
+
+    exp = staticmethod(tf.exp)
+    log = staticmethod(tf.math.log)
+    abs = staticmethod(tf.abs)
+    sign = staticmethod(tf.sign)
+    where = staticmethod(tf.where)
+    ones_like = staticmethod(tf.ones_like)
+    zeros_like = staticmethod(tf.zeros_like)
+
+
+TF = TFBackend()
+
+
+# --------------------------------------------------------------------------------------------
 # Inputs, axes, rows.
 
 
 def _as_float_tensor(x, name="x"):
     """A floating tf.Tensor; NumPy arrays and lists are checked as `softorder.numpy` does."""
-    if isinstance(x, (tf.Tensor, tf.Variable)) or tf.is_tensor(x):
+    if isinstance(x, tf.Variable) or tf.is_tensor(x):
         x = tf.convert_to_tensor(x)
         if x.dtype not in _FLOAT_DTYPES:
             raise V.float_dtype_error(name, x.dtype.name, x.shape, f"tf.cast({name}, tf.float32)")
         return x
-    return tf.convert_to_tensor(V.as_float_array(x, name))
+    arr = V.as_float_array(x, name)
+    if not arr.dtype.isnative:  # big-endian data: native byte order, same values
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return tf.convert_to_tensor(arr)
 
 
 def _canonical_axis(x, axis):
@@ -126,9 +188,8 @@ def _to_rows(x, ax):
     else:
         perm = [i for i in range(x.shape.rank) if i != ax] + [ax]
         xm = tf.transpose(x, perm)
-    shape = tf.shape(xm, out_type=tf.int64)
-    n = shape[-1]
-    x2 = tf.reshape(tf.cast(xm, tf.float64), tf.stack([tf.constant(-1, tf.int64), n]))
+    shape = tf.shape(xm, out_type=_I64)
+    x2 = tf.reshape(tf.cast(xm, _F64), tf.stack([tf.constant(-1, _I64), shape[-1]]))
     return x2, (perm, shape, xm.shape, x.dtype)
 
 
@@ -141,33 +202,63 @@ def _from_rows(y2, layout, dtype=None):
     return tf.cast(y, xdtype if dtype is None else dtype)
 
 
+def _static(value, name):
+    """``p`` and ``tol`` choose the kernel: a tensor would be silently non-differentiable."""
+    if tf.is_tensor(value) or isinstance(value, tf.Variable):
+        raise V.static_number_error(name, value, "softorder.tensorflow")
+    return value
+
+
+def _options(op, x, ax, axis, k, kwargs):
+    """``op.make_options``; with an unknown length along ``axis``, ``k`` is checked at run time."""
+    for name in ("p", "tol"):
+        if name in kwargs:
+            _static(kwargs[name], name)
+    if not op.takes_k:
+        return op.make_options(**kwargs)
+    shape = [None] if ax is None else x.shape.as_list()
+    ax = -1 if ax is None else ax
+    if shape[ax] is None:  # stand in n = k (k <= n is checked by the kernel's callback)
+        is_int = isinstance(k, numbers.Integral) and not isinstance(k, bool)
+        if is_int and k < 0:
+            raise ValueError(f"k={k} is out of range: it must be >= 0 (input shape {x.shape}).")
+        shape[ax] = k if is_int else 0
+    return op.make_options(shape=shape, axis=axis, k=k, **kwargs)
+
+
+def _watched(t):
+    """Whether ``t`` may need a gradient: some tape or accumulator watches it (always while
+    tracing a tf.function, whose gradients are built later)."""
+    return (not tf.executing_eagerly()) or gradients_util.PossibleTapeGradientTypes([t]) != 0
+
+
+def _strength(value, options):
+    """``(s, differentiable)``: the strength as a float64 0-d tensor operand.
+
+    Python and NumPy numbers are checked here. A tensor or tf.Variable is checked here when
+    eager, and by the kernel's callback otherwise (a traced value has no value yet); it gets a
+    gradient when some tape or accumulator watches it (always while tracing), except in
+    straight-through mode, whose value does not depend on it.
+    """
+    if not (tf.is_tensor(value) or isinstance(value, tf.Variable)):
+        return tf.constant(V.check_strength(value), _F64), False
+    s = tf.convert_to_tensor(value)
+    if s.dtype not in _FLOAT_DTYPES:
+        raise V.float_dtype_error("regularization_strength", s.dtype.name, s.shape,
+                                  "tf.cast(regularization_strength, tf.float32)")
+    if s.shape.rank not in (None, 0):
+        raise ValueError(f"regularization_strength must be a 0-d tensor (one value for every "
+                         f"row); got shape {s.shape}.")
+    if tf.executing_eagerly():
+        V.check_strength(s.numpy().astype(np.float64))
+    s = tf.reshape(tf.cast(s, _F64), [])
+    if options.straight_through:
+        return tf.stop_gradient(s), False
+    return s, _watched(s)
+
+
 # --------------------------------------------------------------------------------------------
-# The differentiable op: forward by numpy_function, VJP in TensorFlow ops.
-
-
-def _inverse_perm(perm):
-    m, n = perm.shape
-    inv = np.empty_like(perm)
-    np.put_along_axis(inv, perm, np.broadcast_to(np.arange(n, dtype=perm.dtype), (m, n)), -1)
-    return inv
-
-
-def _residual_arrays(jac):
-    """(in_perm, inv_in_perm, out_perm, gid, a, b, c) from a BlockJacobian; out_perm may be None."""
-    in_perm = np.ascontiguousarray(jac.in_perm, np.int64)
-    out_perm = None if jac.out_perm is None else np.ascontiguousarray(jac.out_perm, np.int64)
-    gid = segment_ids(np.asarray(jac.block)).astype(np.int64)
-    f64 = lambda a: np.ascontiguousarray(a, np.float64)
-    return in_perm, _inverse_perm(in_perm), out_perm, gid, f64(jac.a), f64(jac.b), f64(jac.c)
-
-
-def _vjp(h_in, res, num_segments):
-    """x_bar for y_bar = h_in ([m, n] float64): gathers and segment sums, linear in h_in."""
-    inv_in, out_perm, gid, a, b, c = res
-    h = h_in if out_perm is None else tf.gather(h_in, out_perm, batch_dims=1)
-    seg = tf.math.unsorted_segment_sum(b * h, gid, num_segments)
-    r = a * h + c * tf.gather(seg, gid)
-    return tf.gather(r, inv_in, batch_dims=1)
+# The differentiable op.
 
 
 def _building_function_jvp():
@@ -185,28 +276,36 @@ def _building_function_jvp():
     return False
 
 
-def _make_guard(name, exact_second_order):
-    """Identity on a residual ``t``, tied to the input ``x2`` for second-order requests.
+_SECOND_ORDER = (
+    "softorder.tensorflow.{name}: second-order derivatives {what} are implemented only where "
+    "they are exact here: in x for regularization='l2' (and 'pnorm' with p=2; "
+    "isotonic_regression without sample_weight). First-order gradients (in x and in the "
+    "strength) and forward-mode JVPs are exact for every option; use softorder.jax for "
+    "Hessians."
+)
 
-    Its gradient in ``x2`` is 0 where that is exact (residuals piecewise constant in ``x``);
-    elsewhere asking for it raises NotImplementedError (eagerly, or while tracing). One
-    exception: when a ForwardAccumulator differentiates a *call* of a tf.function, TensorFlow
-    also builds this derivative (for a possible reverse-over-forward pass) although plain
-    forward mode does not use it; refusing there would break forward mode, so it is 0 there.
+
+def _make_guard(name, exact, what="in x (differentiating the gradient again with respect to "
+                "the input)"):
+    """Identity on ``t``, tied to ``dep`` (``t``'s shape) for second-order requests.
+
+    In the backward pass a residual ``t`` is tied to the input it depends on (or a zero to the
+    strength or weights): the guard's gradient in ``dep`` is 0 where that is exact
+    (``exact``: residuals piecewise constant in ``dep``); elsewhere asking for it raises
+    NotImplementedError (eagerly, or while tracing). One exception: when a ForwardAccumulator
+    differentiates a *call* of a tf.function, TensorFlow also builds this derivative (for a
+    possible reverse-over-forward pass) although plain forward mode does not use it; refusing
+    there would break forward mode, so it is 0 there.
     """
-    message = (
-        f"softorder.tensorflow.{name}: second-order derivatives in x (differentiating the "
-        "gradient again with respect to the input) are implemented only where they are exact "
-        "here: regularization='l2' (and 'pnorm' with p=2; isotonic_regression without "
-        "sample_weight). First-order gradients and forward-mode JVPs are exact for every "
-        "option; use softorder.jax for Hessians."
-    )
+    message = _SECOND_ORDER.format(name=name, what=what)
 
     @tf.custom_gradient
-    def guard(t, x2):
+    def guard(t, dep):
         def grad(dt):
-            if exact_second_order or _building_function_jvp():
-                return None, tf.zeros_like(dt)  # t and x2 share shape and dtype
+            if exact or _building_function_jvp():
+                # Zeros built from dt, not dep: inside a tf.function's JVP, dep belongs to
+                # another graph (capturing it breaks TensorFlow's forward wrapper).
+                return None, tf.zeros_like(dt)
             raise NotImplementedError(message)
 
         return tf.identity(t), grad
@@ -214,46 +313,10 @@ def _make_guard(name, exact_second_order):
     return guard
 
 
-def _differentiable(name, np_rows, has_out, exact_second_order):
-    """A custom-gradient op ``x2 [m, n] float64 -> y2`` running ``np_rows(x2) -> (y2, jac)``."""
-
-    def np_fn(x2):
-        y2, jac = np_rows(np.asarray(x2, np.float64))
-        in_perm, inv_in, out_perm, gid, a, b, c = _residual_arrays(jac)
-        outs = [np.ascontiguousarray(y2, np.float64), inv_in, gid, a, b, c]
-        if has_out:
-            outs.append(out_perm)
-        return outs
-
-    tout = [tf.float64, tf.int64, tf.int64, tf.float64, tf.float64, tf.float64]
-    if has_out:
-        tout.append(tf.int64)
-    guard = _make_guard(name, exact_second_order)
-
-    def op(x2, saved):
-        outs = tf.numpy_function(np_fn, [x2], tout, stateful=False, name=f"softorder_{name}")
-        for o in outs:
-            o.set_shape(x2.shape)
-        y2, inv_in, gid, a, b, c = outs[:6]
-        out_perm = outs[6] if has_out else None
-        num_segments = tf.size(x2, out_type=tf.int64)
-        def grad(dy):
-            # Tie the residuals to x2 here, in the backward pass only (never in the forward
-            # pass, where a ForwardAccumulator would differentiate the tie itself), so that
-            # differentiating the gradient, or a JVP, again in x is exact or raises.
-            a_, b_, c_ = (guard(t, x2) for t in (a, b, c))
-            return _vjp(tf.cast(dy, tf.float64), (inv_in, out_perm, gid, a_, b_, c_),
-                        num_segments)
-
-        saved["grad"] = grad
-        return y2, grad
-
-    def apply(x2):
-        saved = {}
-        y2 = tf.custom_gradient(lambda x2: op(x2, saved))(x2)
-        return _attach_forward_mode(name, y2, [x2], lambda dy: [saved["grad"](dy)])
-
-    return apply
+def _zero_tied_to(guard, dep):
+    """A zero of ``dep``'s shape whose derivative in ``dep`` is refused: added to a gradient,
+    it refuses second order in ``dep`` without lying on any path to the other inputs."""
+    return guard(tf.zeros(tf.shape(dep), _F64), dep)
 
 
 def _attach_forward_mode(name, y, inputs, vjp):
@@ -272,12 +335,64 @@ def _attach_forward_mode(name, y, inputs, vjp):
     return out
 
 
-def _run(name, x, axis, np_rows, has_out, exact_second_order):
-    x = _as_float_tensor(x)
-    ax = _canonical_axis(x, axis)
-    x2, layout = _to_rows(x, ax)
-    op = _differentiable(name, np_rows, has_out, exact_second_order)
-    return _from_rows(op(x2), layout)
+def _custom_op(name, np_fn, np_args, tout, inputs, make_grad):
+    """``outs = tf.numpy_function(np_fn, np_args)`` as one op of ``inputs`` whose gradient is
+    ``make_grad(outs)`` (a VJP in TF ops, linear in its argument, also given to forward
+    accumulators). Returns ``(outs[0] differentiable, outs)``."""
+    saved = {}
+
+    def fn(*_inputs):  # the op's inputs are `inputs`; np_args hold them (and constants)
+        outs = tf.numpy_function(np_fn, np_args, tout, stateful=False, name=f"softorder_{name}")
+        for o in outs:
+            o.set_shape(np_args[0].shape)
+        saved["outs"], saved["grad"] = outs, make_grad(outs)
+        return tf.identity(outs[0]), saved["grad"]
+
+    def vjp(dy):
+        grads = saved["grad"](dy)
+        return list(grads) if isinstance(grads, (list, tuple)) else [grads]
+
+    y = tf.custom_gradient(fn)(*inputs)
+    return _attach_forward_mode(name, y, inputs, vjp), saved["outs"]
+
+
+def _differentiable(op, options, x2, s, s_differentiable):
+    """``y2 = op(x2 [m, n] float64, s)`` with its VJP (in ``x2``, and in ``s`` if asked)."""
+
+    def np_fn(x2n, sn):
+        eps = V.check_strength(sn)  # a traced strength is checked here, when it has a value
+        if op.takes_k and options.k > x2n.shape[1]:
+            raise ValueError(f"k={options.k} is out of range: it must lie in 0..{x2n.shape[1]}, "
+                             "the length of the operator's axis of the input.")
+        y2, jac = op.rows(np.asarray(x2n, np.float64), eps, options, R.NUMPY)
+        return (_f64(y2), np.ascontiguousarray(jac.in_perm, np.int64),
+                np.ascontiguousarray(jac.block, np.int32), _f64(jac.a), _f64(jac.b), _f64(jac.c))
+
+    guard_x = _make_guard(op.name, options.exact_second_order)
+    guard_s = _make_guard(op.name, False, "in regularization_strength")
+
+    def make_grad(outs):
+        y2, perm, block, a, b, c = outs
+
+        def grad(dy):
+            # Tie the residuals to x2 here, in the backward pass only (never in the forward
+            # pass, where a ForwardAccumulator would differentiate the tie itself), so that
+            # differentiating the gradient, or a JVP, again is exact or raises.
+            jac = BlockJacobian(perm, None if op.sorted_output else perm, block,
+                                *(guard_x(t, x2) for t in (a, b, c)))
+            dy = tf.cast(dy, _F64)
+            x_bar = apply(jac, dy, transpose=True, xp=TF)
+            if not s_differentiable:
+                return x_bar
+            s_bar = tf.reduce_sum(dy * op.strength_tangent(x2, y2, jac, s, options, TF))
+            zero = _zero_tied_to(guard_s, s)  # the residuals depend on s too
+            return x_bar + zero, s_bar + zero
+
+        return grad
+
+    inputs = [x2, s] if s_differentiable else [x2]
+    tout = [_F64, _I64, _I32, _F64, _F64, _F64]
+    return _custom_op(op.name, np_fn, [x2, s], tout, inputs, make_grad)[0]
 
 
 def _check_jit(name):
@@ -296,212 +411,88 @@ def _check_jit(name):
         )
 
 
+def _soft_op(name, x, k, axis, strength, **kwargs):
+    """The registered operator ``name`` along ``axis`` of ``x``, differentiable."""
+    _check_jit(name)
+    op = R.get(name)
+    x = _as_float_tensor(x)
+    ax = _canonical_axis(x, axis)
+    options = _options(op, x, ax, axis, k, kwargs)
+    s, s_differentiable = _strength(strength, options)
+    x2, layout = _to_rows(x, ax)
+    return _from_rows(_differentiable(op, options, x2, s, s_differentiable), layout)
+
+
 # --------------------------------------------------------------------------------------------
 # Public operators (same options, defaults and numbers as softorder.numpy).
 
 
-def _static_number(value, name):
-    """Hyperparameters are Python numbers: a tensor would be silently non-differentiable."""
-    if tf.is_tensor(value) or isinstance(value, tf.Variable):
-        raise V.static_number_error(name, value, "softorder.tensorflow")
-    return value
-
-
-def _sort_rank_args(regularization, regularization_strength, p):
-    V.check_regularization(regularization)
-    eps = V.check_strength(_static_number(regularization_strength, "regularization_strength"))
-    p = V.check_p(_static_number(p, "p")) if regularization == "pnorm" else p
-    exact2 = regularization == "l2" or (regularization == "pnorm" and p == 2.0)
-    return eps, p, exact2
+@_no_autograph
+def soft_rank(x: TensorLike, *, axis: int = -1, descending: bool = False,
+              regularization: str = "l2", regularization_strength: Strength = 1.0,
+              p: float = 4 / 3, straight_through: bool = False) -> tf.Tensor:
+    return _soft_op("soft_rank", x, None, axis, regularization_strength, descending=descending,
+                    regularization=regularization, p=p, straight_through=straight_through)
 
 
 @_no_autograph
-def soft_rank(x, *, axis=-1, descending=False, regularization="l2", regularization_strength=1.0,
-              p=4 / 3):
-    r"""Soft ranks along ``axis``, 1-based, ascending by default (`softorder.numpy.soft_rank`).
-
-    .. math::
-
-        r_\varepsilon(x) = P_R(\pm x / \varepsilon, \rho)
-        = \arg\max_{y \in \mathcal{P}(\rho)} \langle \pm x / \varepsilon, y \rangle - R(y).
-
-    Args:
-      x: floating tensor ``[..., n, ...]`` (float16, bfloat16, float32 or float64).
-      axis: the axis to rank along (default last).
-      descending: if True, rank 1 is the largest entry.
-      regularization: ``"l2"`` (default), ``"kl"`` or ``"pnorm"`` (exponent ``p``).
-      regularization_strength: :math:`\varepsilon > 0` in the units of ``x``; larger is softer.
-      p: the exponent for ``regularization="pnorm"``.
-
-    Returns:
-      A tensor of the shape and dtype of ``x``.
-
-    Example:
-      >>> import tensorflow as tf
-      >>> from softorder.tensorflow import soft_rank
-      >>> soft_rank(tf.constant([5.0, 1.0, 2.0]), regularization_strength=2.0).numpy()
-      array([3.  , 1.25, 1.75], dtype=float32)
-
-    References:
-      Blondel, Teboul, Berthet, Djolonga. Fast Differentiable Sorting and Ranking. ICML 2020.
-    """
-    _check_jit("soft_rank")
-    eps, p, exact2 = _sort_rank_args(regularization, regularization_strength, p)
-    desc = bool(descending)
-    rows = lambda x2: ops.soft_rank_rows(x2, eps, desc, regularization, p)
-    return _run("soft_rank", x, axis, rows, True, exact2)
+def soft_sort(x: TensorLike, *, axis: int = -1, descending: bool = False,
+              regularization: str = "l2", regularization_strength: Strength = 1.0,
+              p: float = 4 / 3, straight_through: bool = False) -> tf.Tensor:
+    return _soft_op("soft_sort", x, None, axis, regularization_strength, descending=descending,
+                    regularization=regularization, p=p, straight_through=straight_through)
 
 
 @_no_autograph
-def soft_sort(x, *, axis=-1, descending=False, regularization="l2", regularization_strength=1.0,
-              p=4 / 3):
-    r"""Soft sort along ``axis``, ascending by default (`softorder.numpy.soft_sort`).
-
-    .. math::
-
-        s_\varepsilon(x) = P_R(\rho / \varepsilon, x)\ \text{(descending)},\qquad
-        \text{ascending: } -s_\varepsilon(-x),
-
-    with ``kl`` in the paper's log-space form. ``regularization_strength`` multiplies
-    :math:`\rho`, as in the paper (units of ``1 / x``).
-
-    Args:
-      x: floating tensor ``[..., n, ...]``.
-      axis: the axis to sort along (default last).
-      descending: sort largest first.
-      regularization: ``"l2"`` (default), ``"kl"`` or ``"pnorm"`` (exponent ``p``).
-      regularization_strength: :math:`\varepsilon > 0`; larger is softer.
-      p: the exponent for ``regularization="pnorm"``.
-
-    Returns:
-      A tensor of the shape and dtype of ``x``.
-
-    Example:
-      >>> import tensorflow as tf
-      >>> from softorder.tensorflow import soft_sort
-      >>> soft_sort(tf.constant([5.0, 1.0, 2.0], tf.float64)).numpy().round(4)
-      array([1.6667, 2.6667, 3.6667])
-    """
-    _check_jit("soft_sort")
-    eps, p, exact2 = _sort_rank_args(regularization, regularization_strength, p)
-    desc = bool(descending)
-    rows = lambda x2: ops.soft_sort_rows(x2, eps, desc, regularization, p)
-    return _run("soft_sort", x, axis, rows, False, exact2)
-
-
-def _topk_args(name, x, k, axis, regularization_strength, p, solver, max_iter, tol):
-    _check_jit(name)
-    x = _as_float_tensor(x)
-    ax = _canonical_axis(x, axis)
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-        raise TypeError(f"k must be an integer; got {k!r}.")
-    n = x.shape[ax] if ax is not None else None
-    if n is not None:
-        k = V.check_k(k, n, x.shape, axis)
-    elif k < 0:
-        raise ValueError(f"k={k} is out of range: it must be >= 0 (input shape {x.shape}).")
-    lam = V.check_strength(_static_number(regularization_strength, "regularization_strength"))
-    p = V.check_p(_static_number(p, "p"))
-    V.check_solver(solver, p)
-    max_iter = V.check_positive_int(max_iter, "max_iter")
-    tol = float(tol)
-    exact2 = p == 2.0
-    k = int(k)
-    shape_str = str(x.shape)
-
-    def check_runtime_k(x2):
-        if k > x2.shape[1]:
-            raise ValueError(
-                f"k={k} is out of range: it must lie in 0..{x2.shape[1]}, the length of axis "
-                f"{axis} of the input (static shape {shape_str})."
-            )
-
-    return x, ax, k, lam, p, max_iter, tol, exact2, check_runtime_k
+def soft_topk_mask(x: TensorLike, k: int, *, axis: int = -1,
+                   regularization_strength: Strength = 1.0, p: float = 4 / 3,
+                   solver: str = "pav", max_iter: int = 1000, tol: float = 1e-9,
+                   straight_through: bool = False) -> tf.Tensor:
+    return _soft_op("soft_topk_mask", x, k, axis, regularization_strength, p=p, solver=solver,
+                    max_iter=max_iter, tol=tol, straight_through=straight_through)
 
 
 @_no_autograph
-def soft_topk_mask(x, k, *, axis=-1, regularization_strength=1.0, p=4 / 3, solver="pav",
-                   max_iter=1000, tol=1e-9):
-    r"""Sparse soft top-k mask along ``axis`` (`softorder.numpy.soft_topk_mask`).
-
-    .. math::
-
-        m_\lambda(x) = \arg\max_{y \in [0,1]^n,\ \sum y = k} \langle x, y\rangle
-        - \frac{\lambda}{p}\|y\|_p^p.
-
-    Args:
-      x: floating tensor ``[..., n, ...]``.
-      k: how many entries to keep, ``0 <= k <= n``.
-      axis: the axis to select along (default last).
-      regularization_strength: :math:`\lambda > 0`, in the units of ``x``.
-      p: the norm exponent, ``p > 1`` (default 4/3: continuously differentiable).
-      solver: ``"pav"`` (exact) or ``"dykstra"`` (``p = 2`` only).
-      max_iter, tol: Dykstra's sweep limit and tolerance.
-
-    Returns:
-      The soft mask, shape and dtype of ``x``; it sums to ``k`` along ``axis``.
-
-    Example:
-      >>> import tensorflow as tf
-      >>> from softorder.tensorflow import soft_topk_mask
-      >>> x = tf.constant([-5.0, -2.0, 3.0, 1.0])
-      >>> soft_topk_mask(x, 2, regularization_strength=0.01).numpy()
-      array([0., 0., 1., 1.], dtype=float32)
-
-    References:
-      Sander, Puigcerver, Djolonga, Peyré, Blondel. Fast, Differentiable and Sparse Top-k: a
-      Convex Analysis Perspective. ICML 2023.
-    """
-    x, ax, k, lam, p, max_iter, tol, exact2, check = _topk_args(
-        "soft_topk_mask", x, k, axis, regularization_strength, p, solver, max_iter, tol)
-
-    def rows(x2):
-        check(x2)
-        return ops.soft_topk_mask_rows(x2, k, lam, p, solver, max_iter, tol)
-
-    x2, layout = _to_rows(x, ax)
-    op = _differentiable("soft_topk_mask", rows, True, exact2)
-    return _from_rows(op(x2), layout)
+def soft_topk_magnitude(x: TensorLike, k: int, *, axis: int = -1,
+                        regularization_strength: Strength = 1.0, p: float = 4 / 3,
+                        solver: str = "pav", max_iter: int = 1000, tol: float = 1e-9,
+                        straight_through: bool = False) -> tf.Tensor:
+    return _soft_op("soft_topk_magnitude", x, k, axis, regularization_strength, p=p,
+                    solver=solver, max_iter=max_iter, tol=tol, straight_through=straight_through)
 
 
-@_no_autograph
-def soft_topk_magnitude(x, k, *, axis=-1, regularization_strength=1.0, p=4 / 3, solver="pav",
-                        max_iter=1000, tol=1e-9):
-    r"""Sparse soft top-k in magnitude along ``axis`` (`softorder.numpy.soft_topk_magnitude`).
-
-    The hard operator is :math:`x \odot \mathrm{topk\_mask}(|x|)`; the soft one is
-    :math:`y = u + \nabla R(u)`, :math:`u = \arg\max_u \langle u, x\rangle - f^*(u) - R(u)`,
-    :math:`R = \frac{\lambda}{p}\|\cdot\|_p^p`.
-
-    Args:
-      x: floating tensor ``[..., n, ...]``.
-      k: how many entries to keep, ``0 <= k <= n``.
-      axis: the axis to select along (default last).
-      regularization_strength: :math:`\lambda > 0`.
-      p: the norm exponent, ``p > 1``.
-      solver: ``"pav"`` (exact) or ``"dykstra"`` (``p = 2`` only).
-      max_iter, tol: Dykstra's sweep limit and tolerance.
-
-    Returns:
-      Shape and dtype of ``x``.
-
-    Example:
-      >>> import tensorflow as tf
-      >>> from softorder.tensorflow import soft_topk_magnitude
-      >>> x = tf.constant([-5.0, -2.0, 3.0, 1.0], tf.float64)
-      >>> soft_topk_magnitude(x, 2, regularization_strength=0.01).numpy().round(6)
-      array([-5.,  0.,  3.,  0.])
-    """
-    x, ax, k, lam, p, max_iter, tol, exact2, check = _topk_args(
-        "soft_topk_magnitude", x, k, axis, regularization_strength, p, solver, max_iter, tol)
-
-    def rows(x2):
-        check(x2)
-        return ops.soft_topk_magnitude_rows(x2, k, lam, p, solver, max_iter, tol)
-
-    x2, layout = _to_rows(x, ax)
-    op = _differentiable("soft_topk_magnitude", rows, True, exact2)
-    return _from_rows(op(x2), layout)
+soft_rank.__doc__ = R.docstring("soft_rank", "tensorflow", """
+>>> import tensorflow as tf
+>>> from softorder.tensorflow import soft_rank
+>>> soft_rank(tf.constant([5.0, 1.0, 2.0]), regularization_strength=2.0).numpy()
+array([3.  , 1.25, 1.75], dtype=float32)
+>>> strength = tf.Variable(2.0)  # a tensor strength: a new value is no new trace
+>>> soft_rank(tf.constant([5.0, 1.0, 2.0]), regularization_strength=strength).numpy()
+array([3.  , 1.25, 1.75], dtype=float32)
+>>> soft_rank(tf.constant([5.0, 1.0, 2.0]), regularization_strength=2.0,
+...           straight_through=True).numpy()
+array([3., 1., 2.], dtype=float32)
+""")
+soft_sort.__doc__ = R.docstring("soft_sort", "tensorflow", """
+>>> import tensorflow as tf
+>>> from softorder.tensorflow import soft_sort
+>>> soft_sort(tf.constant([5.0, 1.0, 2.0], tf.float64)).numpy().round(4)
+array([1.6667, 2.6667, 3.6667])
+""")
+soft_topk_mask.__doc__ = R.docstring("soft_topk_mask", "tensorflow", """
+>>> import tensorflow as tf
+>>> from softorder.tensorflow import soft_topk_mask
+>>> x = tf.constant([-5.0, -2.0, 3.0, 1.0])
+>>> soft_topk_mask(x, 2, regularization_strength=0.01).numpy()
+array([0., 0., 1., 1.], dtype=float32)
+""")
+soft_topk_magnitude.__doc__ = R.docstring("soft_topk_magnitude", "tensorflow", """
+>>> import tensorflow as tf
+>>> from softorder.tensorflow import soft_topk_magnitude
+>>> x = tf.constant([-5.0, -2.0, 3.0, 1.0], tf.float64)
+>>> soft_topk_magnitude(x, 2, regularization_strength=0.01).numpy().round(6)
+array([-5.,  0.,  3.,  0.])
+""")
 
 
 # --------------------------------------------------------------------------------------------
@@ -520,103 +511,65 @@ class IsotonicResult(tuple):
     block = property(lambda self: self[1])
 
 
-def _isotonic_np(y2, c2, increasing, y_min, y_max):
-    """The PAV fit of `softorder.isotonic.isotonic_regression` with the residuals of its
-    derivatives: v_B = sum_B c y / sum_B c, clipped to [y_min, y_max]."""
-    target = -y2 if increasing else y2
-    v, _, _, _, block = pav.pav_batch(target, np.zeros_like(y2), c2, pav.KIND_L2, 1.0, 1.0, True,
-                                      False)
-    if increasing:
-        v = -v
-    free = np.ones_like(v)
-    if y_min is not None or y_max is not None:
-        lo = -np.inf if y_min is None else y_min
-        hi = np.inf if y_max is None else y_max
-        free = ((v > lo) & (v < hi)).astype(np.float64)
-        v = np.clip(v, y_min, y_max)
-    alpha = block_alpha(block, c2)  # c_j / sum_B c
-    csum = c2 / alpha  # sum_B c on every position of the block
-    return v, block, free, alpha, csum
-
-
 @_no_autograph
-def isotonic_regression(y, *, sample_weight=None, y_min=None, y_max=None, increasing=True,
-                        axis=-1, return_blocks=False):
-    r"""Least-squares isotonic regression along ``axis`` (`softorder.isotonic`), differentiable.
-
-    .. math::
-
-        \min_{v_1 \le \dots \le v_n} \sum_i c_i (y_i - v_i)^2,\qquad
-        y_{\min} \le v_i \le y_{\max}.
-
-    On each PAV block :math:`v_B = \sum_B c_j y_j / \sum_B c_j`, so
-    :math:`\partial v_B / \partial y_j = c_j / \sum_B c` and
-    :math:`\partial v_B / \partial c_j = (y_j - v_B) / \sum_B c` (0 where a bound is active).
-    Gradients flow to ``y`` and to ``sample_weight``.
-
-    Args:
-      y: floating tensor ``[..., n, ...]``.
-      sample_weight: positive weights, the shape of ``y`` (default ones).
-      y_min, y_max: optional bounds (Python numbers).
-      increasing: the direction of the order constraint.
-      axis: the axis of the sequences.
-      return_blocks: also return the int32 block ids (an `IsotonicResult`).
-
-    Example:
-      >>> import tensorflow as tf
-      >>> from softorder.tensorflow import isotonic_regression
-      >>> isotonic_regression(tf.constant([1.0, 3.0, 2.0, 4.0])).numpy()
-      array([1. , 2.5, 2.5, 4. ], dtype=float32)
-    """
+def isotonic_regression(y: TensorLike, *, sample_weight: TensorLike | None = None,
+                        y_min: float | None = None, y_max: float | None = None,
+                        increasing: bool = True, axis: int = -1,
+                        return_blocks: bool = False) -> tf.Tensor | IsotonicResult:
     _check_jit("isotonic_regression")
+    op = R.get("isotonic_regression")
+    options = op.make_options(increasing=increasing, y_min=y_min, y_max=y_max)
     y = _as_float_tensor(y, "y")
     ax = _canonical_axis(y, axis)
-    has_w = sample_weight is not None
-    if has_w:
+    y2, layout = _to_rows(y, ax)
+    if sample_weight is None:
+        c2 = tf.ones_like(y2)
+    else:
         w = _as_float_tensor(sample_weight, "sample_weight")
         if w.shape.rank is not None and y.shape.rank is not None and not w.shape.is_compatible_with(
                 y.shape):
             raise ValueError(f"sample_weight must have the shape of y {y.shape}; got {w.shape}.")
-        w = tf.cast(w, y.dtype)
-    else:
-        w = tf.ones_like(y)
-    lo = None if y_min is None else float(y_min)
-    hi = None if y_max is None else float(y_max)
-    inc = bool(increasing)
-    y2, layout = _to_rows(y, ax)
-    w2, _ = _to_rows(w, ax)
+        c2, _ = _to_rows(w, ax)
+    c_differentiable = sample_weight is not None and _watched(c2)
 
     def np_fn(y2n, c2n):
         if np.any(~(c2n > 0)):
             raise ValueError("sample_weight must be positive.")
-        v, block, free, alpha, csum = _isotonic_np(y2n, c2n, inc, lo, hi)
-        gid = segment_ids(block).astype(np.int64)
-        return v, block.astype(np.int32), gid, free, alpha, csum
+        v, (jy, jc) = op.rows((y2n, c2n), None, options, R.NUMPY)
+        return (_f64(v), np.ascontiguousarray(jy.block, np.int32),
+                *(_f64(r) for j in (jy, jc) for r in (j.a, j.b, j.c)))
 
-    guard = _make_guard("isotonic_regression", not has_w)
+    guard_y = _make_guard(op.name, False, "in y of the sample_weight gradient")
+    guard_c = _make_guard(op.name, False, "in sample_weight")
 
-    c2 = tf.cast(w2, tf.float64)
-    v, block2, gid, free, alpha, csum = tf.numpy_function(
-        np_fn, [y2, c2], [tf.float64, tf.int32, tf.int64, tf.float64, tf.float64, tf.float64],
-        stateful=False, name="softorder_isotonic_regression")
-    for t in (v, block2, gid, free, alpha, csum):
-        t.set_shape(y2.shape)
-    nseg = tf.size(y2, out_type=tf.int64)
+    def make_grad(outs):
+        _, block, *res = outs
+        jy = BlockJacobian(None, None, block, *res[:3])  # residuals: functions of c only
+        jc = BlockJacobian(None, None, block, *res[3:])  # (y - v_B): also of y
 
-    def vjp(dv, y2, alpha, csum):
-        # d/dy_j = alpha_j * sum_B dv ; d/dc_j = (y_j - v_B) / C_B * sum_B dv, with the
-        # unclipped block value v_B = sum_B alpha y (alpha, csum, free: constants here).
-        dv = tf.cast(dv, tf.float64) * free
-        seg = tf.gather(tf.math.unsorted_segment_sum(dv, gid, nseg), gid)
-        vb = tf.gather(tf.math.unsorted_segment_sum(alpha * y2, gid, nseg), gid)
-        return [alpha * seg, (y2 - vb) / csum * seg]
+        def grad(dv):
+            dv = tf.cast(dv, _F64)
+            y_bar = apply(jy, dv, transpose=True, xp=TF)  # exact second order in y: 0
+            if not c_differentiable:
+                return y_bar
+            zc = _zero_tied_to(guard_c, c2)
+            return y_bar + zc, (apply(jc, dv, transpose=True, xp=TF) + zc
+                                + _zero_tied_to(guard_y, y2))
 
-    def grad(dv):  # alpha and csum depend on c2 (not on y2, whose blocks are constant)
-        return vjp(dv, y2, guard(alpha, c2), guard(csum, c2))
+        return grad
 
-    op = tf.custom_gradient(lambda y2, c2: (tf.identity(v), grad))
-    v2 = _attach_forward_mode("isotonic_regression", op(y2, c2), [y2, c2], grad)
+    inputs = [y2, c2] if c_differentiable else [y2]
+    v2, outs = _custom_op(op.name, np_fn, [y2, c2], [_F64, _I32] + [_F64] * 6, inputs,
+                          make_grad)
     sol = _from_rows(v2, layout)
     if return_blocks:
-        return IsotonicResult(sol, _from_rows(block2, layout, tf.int32))
+        return IsotonicResult(sol, _from_rows(outs[1], layout, tf.int32))
     return sol
+
+
+isotonic_regression.__doc__ = R.docstring("isotonic_regression", "tensorflow", """
+>>> import tensorflow as tf
+>>> from softorder.tensorflow import isotonic_regression
+>>> isotonic_regression(tf.constant([1.0, 3.0, 2.0, 4.0])).numpy()
+array([1. , 2.5, 2.5, 4. ], dtype=float32)
+""")

@@ -30,8 +30,10 @@ class SoftSort(keras.layers.Layer):
       array([[1.6667, 2.6667, 3.6667]], dtype=float32)
     """
 
+    _fn = staticmethod(F.soft_sort)
+
     def __init__(self, axis=-1, descending=False, regularization="l2",
-                 regularization_strength=1.0, p=4 / 3, **kwargs):
+                 regularization_strength=1.0, p=4 / 3, straight_through=False, **kwargs):
         _check_backend(type(self))
         super().__init__(**kwargs)
         self.axis = axis
@@ -39,11 +41,13 @@ class SoftSort(keras.layers.Layer):
         self.regularization = regularization
         self.regularization_strength = regularization_strength
         self.p = p
+        self.straight_through = straight_through
 
     def call(self, inputs):
-        return F.soft_sort(inputs, axis=self.axis, descending=self.descending,
-                           regularization=self.regularization,
-                           regularization_strength=self.regularization_strength, p=self.p)
+        return self._fn(inputs, axis=self.axis, descending=self.descending,
+                        regularization=self.regularization,
+                        regularization_strength=self.regularization_strength, p=self.p,
+                        straight_through=self.straight_through)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -51,17 +55,15 @@ class SoftSort(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "descending": self.descending,
                 "regularization": self.regularization,
-                "regularization_strength": self.regularization_strength, "p": self.p}
+                "regularization_strength": self.regularization_strength, "p": self.p,
+                "straight_through": self.straight_through}
 
 
 @keras.saving.register_keras_serializable(package="softorder")
 class SoftRank(SoftSort):
     """Soft ranks along ``axis`` (`softorder.tensorflow.soft_rank`), 1-based, as a Keras layer."""
 
-    def call(self, inputs):
-        return F.soft_rank(inputs, axis=self.axis, descending=self.descending,
-                           regularization=self.regularization,
-                           regularization_strength=self.regularization_strength, p=self.p)
+    _fn = staticmethod(F.soft_rank)
 
 
 @keras.saving.register_keras_serializable(package="softorder")
@@ -79,7 +81,7 @@ class SoftTopKMask(keras.layers.Layer):
     _fn = staticmethod(F.soft_topk_mask)
 
     def __init__(self, k, axis=-1, regularization_strength=1.0, p=4 / 3, solver="pav",
-                 max_iter=1000, tol=1e-9, **kwargs):
+                 max_iter=1000, tol=1e-9, straight_through=False, **kwargs):
         _check_backend(type(self))
         super().__init__(**kwargs)
         self.k = k
@@ -89,11 +91,13 @@ class SoftTopKMask(keras.layers.Layer):
         self.solver = solver
         self.max_iter = max_iter
         self.tol = tol
+        self.straight_through = straight_through
 
     def call(self, inputs):
         return self._fn(inputs, self.k, axis=self.axis,
                         regularization_strength=self.regularization_strength, p=self.p,
-                        solver=self.solver, max_iter=self.max_iter, tol=self.tol)
+                        solver=self.solver, max_iter=self.max_iter, tol=self.tol,
+                        straight_through=self.straight_through)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -101,7 +105,8 @@ class SoftTopKMask(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "k": self.k, "axis": self.axis,
                 "regularization_strength": self.regularization_strength, "p": self.p,
-                "solver": self.solver, "max_iter": self.max_iter, "tol": self.tol}
+                "solver": self.solver, "max_iter": self.max_iter, "tol": self.tol,
+                "straight_through": self.straight_through}
 
 
 @keras.saving.register_keras_serializable(package="softorder")
