@@ -764,12 +764,13 @@ def isotonic_regression(y: torch.Tensor, *, sample_weight: torch.Tensor | None =
     y2 = ym.reshape(math.prod(shape[:-1]), shape[-1]).to(rdt)
     c2 = (torch.ones_like(y2) if sample_weight is None
           else w.movedim(ax, -1).reshape(y2.shape).to(rdt))
-    v, (jy, jc) = op.rows((y2, c2), None, opts, _ISOTONIC_XP)
-    # On the fixed blocks v is linear in y and of degree 0 in the weights, so by Euler's
-    # identity v = J_y y + J_c c (0 where a bound is active, where v is the bound). With the
-    # residuals computed by autograd from y and c, that sum is the closed form
-    # v_B = sum_B c y / sum_B c itself: its derivatives of every order, in both inputs, are exact.
-    rec = apply(jy, y2, xp=TORCH) + apply(jc, c2, xp=TORCH)
+    v, (jy, _) = op.rows((y2, c2), None, opts, _ISOTONIC_XP)
+    # The value and the blocks are the operator's. Its BlockJacobians are first-order
+    # residuals; on the fixed blocks v is the closed form v_B = sum_B c y / sum_B c (the bound
+    # where one is active: jy.b = 0 there), which autograd differentiates to every order, in
+    # both inputs, with the same first derivatives.
+    seg = TORCH.segment_sum
+    rec = jy.b * seg(c2 * y2, jy.block) / seg(c2, jy.block)
     out = v.detach() + (rec - rec.detach())
     sol = out.to(y.dtype).reshape(shape).movedim(-1, ax)
     if return_blocks:
