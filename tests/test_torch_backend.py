@@ -10,38 +10,51 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from softorder._src.core import ops  # noqa: E402
+from softorder._src.core import registry as R  # noqa: E402
 from softorder._src.core.backend import NUMPY  # noqa: E402
 from softorder._src.core.dykstra import block_alpha, dykstra_decreasing  # noqa: E402
-from softorder._src.core.jacobian import jvp_rows, vjp_rows  # noqa: E402
-from softorder._src.frontends.torch.backend import (  # noqa: E402
-    TORCH,
-    TorchBackend,
-    block_alpha_torch,
-    dykstra_torch,
-    jvp_rows_torch,
-    vjp_rows_torch,
-)
+from softorder._src.core.jacobian import apply  # noqa: E402
+from softorder._src.frontends.torch.backend import TORCH, TorchBackend  # noqa: E402
 from softorder._src.isotonic import pav as P  # noqa: E402
 
+
+def _rows(name, strength=0.7, **options):
+    """The registered operator's row function with fixed options: ``(xp, x2) -> (y2, jac)``."""
+    op = R.get(name)
+    opts = op.options(**options)
+
+    def rows(xp, a):
+        return op.rows(a, strength, opts, xp)
+
+    rows.op, rows.opts, rows.strength = op, opts, strength
+    return rows
+
+
 OPS = {
-    "rank_l2": lambda xp, a: ops.soft_rank_rows(a, 0.7, False, "l2", xp=xp),
-    "rank_l2_desc": lambda xp, a: ops.soft_rank_rows(a, 0.7, True, "l2", xp=xp),
-    "rank_kl": lambda xp, a: ops.soft_rank_rows(a, 0.7, False, "kl", xp=xp),
-    "rank_pnorm": lambda xp, a: ops.soft_rank_rows(a, 0.7, False, "pnorm", 4 / 3, xp=xp),
-    "sort_l2": lambda xp, a: ops.soft_sort_rows(a, 0.7, False, "l2", xp=xp),
-    "sort_kl_desc": lambda xp, a: ops.soft_sort_rows(a, 0.7, True, "kl", xp=xp),
-    "sort_kl": lambda xp, a: ops.soft_sort_rows(a, 0.7, False, "kl", xp=xp),
-    "sort_pnorm": lambda xp, a: ops.soft_sort_rows(a, 0.7, False, "pnorm", 1.5, xp=xp),
-    "mask_p43": lambda xp, a: ops.soft_topk_mask_rows(a, 3, 0.7, 4 / 3, xp=xp),
-    "mask_p2": lambda xp, a: ops.soft_topk_mask_rows(a, 3, 0.7, 2.0, xp=xp),
-    "mask_dykstra": lambda xp, a: ops.soft_topk_mask_rows(a, 3, 0.7, 2.0, "dykstra", xp=xp),
-    "mag_p43": lambda xp, a: ops.soft_topk_magnitude_rows(a, 3, 0.7, 4 / 3, xp=xp),
-    "mag_p2": lambda xp, a: ops.soft_topk_magnitude_rows(a, 3, 0.7, 2.0, xp=xp),
-    "mag_p15": lambda xp, a: ops.soft_topk_magnitude_rows(a, 2, 0.7, 1.5, xp=xp),
-    "mag_dykstra": lambda xp, a: ops.soft_topk_magnitude_rows(a, 3, 0.7, 2.0, "dykstra",
-                                                              xp=xp),
+    "rank_l2": _rows("soft_rank"),
+    "rank_l2_desc": _rows("soft_rank", descending=True),
+    "rank_kl": _rows("soft_rank", regularization="kl"),
+    "rank_pnorm": _rows("soft_rank", regularization="pnorm"),
+    "sort_l2": _rows("soft_sort"),
+    "sort_kl_desc": _rows("soft_sort", descending=True, regularization="kl"),
+    "sort_kl": _rows("soft_sort", regularization="kl"),
+    "sort_pnorm": _rows("soft_sort", regularization="pnorm", p=1.5),
+    "mask_p43": _rows("soft_topk_mask", k=3),
+    "mask_p2": _rows("soft_topk_mask", k=3, p=2.0),
+    "mask_dykstra": _rows("soft_topk_mask", k=3, p=2.0, solver="dykstra"),
+    "mag_p43": _rows("soft_topk_magnitude", k=3),
+    "mag_p2": _rows("soft_topk_magnitude", k=3, p=2.0),
+    "mag_p15": _rows("soft_topk_magnitude", k=2, p=1.5),
+    "mag_dykstra": _rows("soft_topk_magnitude", k=3, p=2.0, solver="dykstra"),
 }
+
+
+def jvp_torch(jac, t):
+    return apply(jac, t, xp=TORCH)
+
+
+def vjp_torch(jac, t):
+    return apply(jac, t, transpose=True, xp=TORCH)
 
 
 def _t(a):
@@ -65,13 +78,13 @@ def test_values_and_derivatives_match_numpy(name):
     y1, j1 = OPS[name](TORCH, _t(x))
     assert isinstance(y1, torch.Tensor) and y1.dtype == torch.float64
     np.testing.assert_allclose(y1.numpy(), y0, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(jvp_rows_torch(j1, _t(u)).numpy(), jvp_rows(j0, u),
+    np.testing.assert_allclose(jvp_torch(j1, _t(u)).numpy(), apply(j0, u),
                                rtol=1e-9, atol=1e-11)
-    np.testing.assert_allclose(vjp_rows_torch(j1, _t(v)).numpy(), vjp_rows(j0, v),
+    np.testing.assert_allclose(vjp_torch(j1, _t(v)).numpy(), apply(j0, v, transpose=True),
                                rtol=1e-9, atol=1e-11)
     # Adjointness <v, J u> = <J^T v, u> in torch alone, on the rows without NaN.
-    jv = jvp_rows_torch(j1, _t(u))[:3]
-    vj = vjp_rows_torch(j1, _t(v))[:3]
+    jv = jvp_torch(j1, _t(u))[:3]
+    vj = vjp_torch(j1, _t(v))[:3]
     lhs = float((_t(v)[:3] * jv).sum())
     rhs = float((vj * _t(u)[:3]).sum())
     assert lhs == pytest.approx(rhs, rel=1e-10, abs=1e-12)
@@ -97,7 +110,7 @@ def test_float32_and_noncontiguous(name):
     assert y1.dtype == torch.float32
     np.testing.assert_allclose(y1.numpy(), y0, rtol=1e-5, atol=1e-5)
     u = rng.normal(size=y0.shape)
-    np.testing.assert_allclose(jvp_rows_torch(j1, _t(u)).numpy(), jvp_rows(j0, u),
+    np.testing.assert_allclose(jvp_torch(j1, _t(u)).numpy(), apply(j0, u),
                                rtol=1e-4, atol=1e-4)
 
 
@@ -114,11 +127,42 @@ def test_primitives():
     assert TORCH.identity_perm(like).dtype == torch.int64
 
 
+def test_segment_sum_keeps_the_row_axis_and_matches_numpy():
+    rng = np.random.default_rng(15)
+    block = np.cumsum(rng.random((4, 11)) < 0.5, axis=1).astype(np.int32)
+    vals = rng.normal(size=block.shape)
+    got = TORCH.segment_sum(_t(vals), _t(block))
+    assert got.shape == vals.shape
+    np.testing.assert_allclose(got.numpy(), NUMPY.segment_sum(vals, block), rtol=1e-13,
+                               atol=1e-14)
+    # One row alone gives the same sums: no row is mixed with another.
+    np.testing.assert_allclose(TORCH.segment_sum(_t(vals[2:3]), _t(block[2:3])).numpy(),
+                               got[2:3].numpy(), rtol=1e-15)
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_strength_tangent_matches_numpy_and_finite_differences(name):
+    fn = OPS[name]
+    rng = np.random.default_rng(len(name))
+    x = rng.normal(size=(3, 8)) * 1.5
+    y0, j0 = fn(NUMPY, x)
+    y1, j1 = fn(TORCH, _t(x))
+    t0 = fn.op.strength_tangent(x, y0, j0, fn.strength, fn.opts, NUMPY)
+    s = torch.tensor(fn.strength, dtype=torch.float64)
+    t1 = fn.op.strength_tangent(_t(x), y1, j1, s, fn.opts, TORCH)
+    np.testing.assert_allclose(t1.numpy(), t0, rtol=1e-9, atol=1e-11)
+    h = 1e-6 * fn.strength
+    fd = (fn.op.rows(x, fn.strength + h, fn.opts, NUMPY)[0]
+          - fn.op.rows(x, fn.strength - h, fn.opts, NUMPY)[0]) / (2 * h)
+    tol = 1e-4 if getattr(fn.opts, "solver", "pav") == "dykstra" else 1e-6
+    np.testing.assert_allclose(t0, fd, rtol=tol, atol=tol)
+
+
 def test_block_alpha_matches_numpy():
     rng = np.random.default_rng(5)
     block = np.cumsum(rng.random((3, 12)) < 0.4, axis=1).astype(np.int32)
     weights = rng.uniform(0.5, 2.0, size=block.shape)
-    np.testing.assert_allclose(block_alpha_torch(_t(block), _t(weights)).numpy(),
+    np.testing.assert_allclose(block_alpha(_t(block), _t(weights), TORCH).numpy(),
                                block_alpha(block, weights), rtol=1e-14)
 
 
@@ -129,7 +173,8 @@ def test_dykstra_matches_numpy_and_pav(weighted):
     y[:, ::4] += 2.0
     wts = rng.uniform(0.5, 2.0, size=y.shape) if weighted else np.ones_like(y)
     ref = dykstra_decreasing(y, wts, max_iter=5000, tol=1e-12)
-    sol, block, n_iter, residual = dykstra_torch(_t(y), _t(wts), max_iter=5000, tol=1e-12)
+    sol, block, n_iter, residual = dykstra_decreasing(_t(y), _t(wts), max_iter=5000, tol=1e-12,
+                                                      xp=TORCH)
     assert n_iter == ref.n_iter
     np.testing.assert_allclose(sol.numpy(), ref.solution, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(block.numpy(), ref.block)
@@ -139,15 +184,12 @@ def test_dykstra_matches_numpy_and_pav(weighted):
                                         False)
     np.testing.assert_allclose(sol.numpy(), v, atol=1e-8)
     np.testing.assert_array_equal(block.numpy(), pav_block)
-    # The backend method returns (solution, block) like NumpyBackend.dykstra.
-    s2, b2 = TORCH.dykstra(_t(y), _t(wts), 5000, 1e-12)
-    assert torch.equal(s2, sol) and torch.equal(b2, block)
 
 
 def test_dykstra_edge_shapes():
     for shape in ((0, 5), (3, 0), (2, 1)):
         y = torch.ones(shape, dtype=torch.float64)
-        sol, block, _, residual = dykstra_torch(y, torch.ones_like(y))
+        sol, block, _, residual = dykstra_decreasing(y, torch.ones_like(y), xp=TORCH)
         assert sol.shape == shape and block.shape == shape and residual == 0.0
         if shape[1] > 0:  # the NumPy Dykstra refuses n = 0 rows
             ref = dykstra_decreasing(y.numpy(), np.ones(shape))
@@ -157,10 +199,10 @@ def test_dykstra_edge_shapes():
 def test_jacobian_maps_keep_tensor_graph():
     # The torch maps are plain torch ops: autograd differentiates them in the tangent.
     x = _t(np.random.default_rng(8).normal(size=(2, 6)))
-    _, jac = ops.soft_rank_rows(x, 0.5, xp=TORCH)
+    _, jac = _rows("soft_rank", 0.5)(TORCH, x)
     u = torch.randn(2, 6, dtype=torch.float64, requires_grad=True)
-    (jvp_rows_torch(jac, u) ** 2).sum().backward()
-    expected = 2 * vjp_rows_torch(jac, jvp_rows_torch(jac, u.detach()))
+    (jvp_torch(jac, u) ** 2).sum().backward()
+    expected = 2 * vjp_torch(jac, jvp_torch(jac, u.detach()))
     np.testing.assert_allclose(u.grad.numpy(), expected.numpy(), rtol=1e-12)
 
 
@@ -180,11 +222,11 @@ def test_fuzz_values_match_numpy(m, n, scale, data):
     x = np.array(vals, dtype=np.float64).reshape(m, n) * scale
     k = data.draw(st.integers(0, n))
     fns = [
-        lambda xp, a: ops.soft_rank_rows(a, scale, False, "l2", xp=xp),
-        lambda xp, a: ops.soft_rank_rows(a, scale, True, "kl", xp=xp),
-        lambda xp, a: ops.soft_sort_rows(a, 1.0 / scale, False, "l2", xp=xp),
-        lambda xp, a: ops.soft_topk_mask_rows(a, k, scale, 4 / 3, xp=xp),
-        lambda xp, a: ops.soft_topk_magnitude_rows(a, k, scale, 4 / 3, xp=xp),
+        _rows("soft_rank", scale),
+        _rows("soft_rank", scale, descending=True, regularization="kl"),
+        _rows("soft_sort", 1.0 / scale),
+        _rows("soft_topk_mask", scale, k=k),
+        _rows("soft_topk_magnitude", scale, k=k),
     ]
     for fn in fns:
         y0, _ = fn(NUMPY, x)

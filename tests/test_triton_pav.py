@@ -65,10 +65,10 @@ if not INNER:
         code = (
             "import sys, torch\n"
             "import softorder, softorder.numpy\n"
-            "from softorder._src.core import ops\n"
+            "from softorder._src.core import registry as R\n"
             "from softorder._src.frontends.torch import backend as torch_backend\n"
             "x = torch.randn(2, 5, dtype=torch.float64)\n"
-            "ops.soft_topk_mask_rows(x, 2, xp=torch_backend.TORCH)\n"
+            "R.get('soft_topk_mask').rows(x, 1.0, R.TopKOptions(k=2), torch_backend.TORCH)\n"
             "assert 'triton' not in sys.modules\n"
             "assert 'softorder._src.isotonic.triton_pav' not in sys.modules\n"
             "print('lazy')\n"
@@ -87,10 +87,10 @@ if not INNER:
 else:
     import torch
 
-    from softorder._src.core import ops
+    from softorder._src.core import registry as R
     from softorder._src.core.backend import NUMPY
-    from softorder._src.core.jacobian import jvp_rows, vjp_rows
-    from softorder._src.frontends.torch.backend import TorchBackend, jvp_rows_torch, vjp_rows_torch
+    from softorder._src.core.jacobian import apply
+    from softorder._src.frontends.torch.backend import TorchBackend
     from softorder._src.isotonic import pav as P
     from softorder._src.isotonic import triton_pav as T
 
@@ -226,13 +226,17 @@ else:
             np.testing.assert_allclose(out[0].double().numpy(), ref[0], rtol=1e-2, atol=1e-2)
 
     # End to end: the operators with PAV on the Triton kernel give the NumPy core's numbers.
+    def _rows(name, **options):
+        op, opts = R.get(name), R.get(name).options(**options)
+        return lambda xp, a: op.rows(a, 0.5, opts, xp)
+
     OPS = [
-        ("rank_l2", lambda xp, a: ops.soft_rank_rows(a, 0.5, False, "l2", xp=xp)),
-        ("rank_kl_desc", lambda xp, a: ops.soft_rank_rows(a, 0.5, True, "kl", xp=xp)),
-        ("sort_kl", lambda xp, a: ops.soft_sort_rows(a, 0.5, False, "kl", xp=xp)),
-        ("sort_pnorm", lambda xp, a: ops.soft_sort_rows(a, 0.5, True, "pnorm", 4 / 3, xp=xp)),
-        ("topk_mask", lambda xp, a: ops.soft_topk_mask_rows(a, 3, 0.5, 4 / 3, xp=xp)),
-        ("topk_magnitude", lambda xp, a: ops.soft_topk_magnitude_rows(a, 3, 0.5, 4 / 3, xp=xp)),
+        ("rank_l2", _rows("soft_rank")),
+        ("rank_kl_desc", _rows("soft_rank", descending=True, regularization="kl")),
+        ("sort_kl", _rows("soft_sort", regularization="kl")),
+        ("sort_pnorm", _rows("soft_sort", descending=True, regularization="pnorm")),
+        ("topk_mask", _rows("soft_topk_mask", k=3)),
+        ("topk_magnitude", _rows("soft_topk_magnitude", k=3)),
     ]
 
     @pytest.mark.parametrize("name,fn", OPS, ids=[o[0] for o in OPS])
@@ -244,8 +248,9 @@ else:
         y0, j0 = fn(NUMPY, x)
         y1, j1 = fn(TRITON, torch.from_numpy(x))
         np.testing.assert_allclose(y1.numpy(), y0, rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(jvp_rows_torch(j1, torch.from_numpy(u)).numpy(),
-                                   jvp_rows(j0, u), rtol=1e-9, atol=1e-11)
-        np.testing.assert_allclose(vjp_rows_torch(j1, torch.from_numpy(v)).numpy(),
-                                   vjp_rows(j0, v), rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(apply(j1, torch.from_numpy(u), xp=TRITON).numpy(),
+                                   apply(j0, u), rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(apply(j1, torch.from_numpy(v), transpose=True,
+                                         xp=TRITON).numpy(),
+                                   apply(j0, v, transpose=True), rtol=1e-9, atol=1e-11)
         assert np.isnan(y1[2].numpy()).all() and np.isfinite(y1[:2].numpy()).all()

@@ -131,7 +131,39 @@ def test_isotonic_regression_derivatives_of_every_order():
                           torch.stack([st.isotonic_regression(a) for a in ys]))
 
 
-def test_hyperparameter_tensors_are_refused():
+def test_kernel_choosing_options_given_as_tensors_are_refused_naming_the_cast():
+    # The strength may be a tensor (test_torch_strength.py); k, p, tol, max_iter choose the
+    # kernel and stay Python numbers.
     x = torch.randn(5)
-    with pytest.raises(TypeError, match="regularization_strength must be a Python number"):
-        st.soft_rank(x, regularization_strength=torch.tensor(0.5, requires_grad=True))
+    with pytest.raises(TypeError, match=r"^k must be a Python number.*Pass int\(\.\.\.\)") as e:
+        st.soft_topk_mask(x, torch.tensor(2))
+    assert "float(" not in str(e.value)
+    with pytest.raises(TypeError, match=r"^k must be a Python number.*Pass int\(\.\.\.\)"):
+        st.hard_topk_mask(x, torch.tensor(2))
+    with pytest.raises(TypeError, match=r"^max_iter must be a Python number.*Pass int"):
+        st.soft_topk_mask(x, 2, max_iter=torch.tensor(5))
+    with pytest.raises(TypeError, match=r"^p must be a Python number.*Pass float\(\.\.\.\)"):
+        st.soft_rank(x, regularization="pnorm", p=torch.tensor(1.5))
+    with pytest.raises(TypeError, match=r"^tol must be a Python number.*Pass float"):
+        st.soft_topk_mask(x, 2, tol=torch.tensor(1e-9))
+
+
+def test_isotonic_gradients_equal_the_numpy_registry_operator_in_both_inputs():
+    from softorder._src.core.isotonic_api import isotonic_regression_fwd
+
+    rng = np.random.default_rng(14)
+    y = rng.normal(size=(7, 3))
+    w = rng.uniform(0.5, 2.0, size=y.shape)
+    g = rng.normal(size=y.shape)
+    v0, res, block0 = isotonic_regression_fwd(y, sample_weight=w, y_min=-0.4, y_max=0.8,
+                                              increasing=False, axis=0)
+    yb0, wb0 = snp.vjp(res, g)
+    yt = torch.tensor(y, requires_grad=True)
+    wt = torch.tensor(w, requires_grad=True)
+    out = st.isotonic_regression(yt, sample_weight=wt, y_min=-0.4, y_max=0.8, increasing=False,
+                                 dim=0, return_blocks=True)
+    yb, wb = torch.autograd.grad(out.solution, (yt, wt), torch.tensor(g))
+    assert_allclose(out.solution.detach().numpy(), v0, rtol=1e-13, atol=1e-13)
+    assert np.array_equal(out.block.numpy(), block0)
+    assert_allclose(yb.numpy(), yb0, rtol=1e-12, atol=1e-12)
+    assert_allclose(wb.numpy(), wb0, rtol=1e-12, atol=1e-12)

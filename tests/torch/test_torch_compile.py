@@ -50,16 +50,25 @@ def test_compiled_module_in_a_training_step():
 
 def test_custom_operators_pass_opcheck():
     # Schema, fake (meta) kernels, aliasing and autograd registration checked by torch itself.
+    from softorder._src.core import registry as R
     from softorder._src.frontends.torch import frontend as F
 
     x = torch.randn(3, 7, dtype=torch.float64)
-    for args in [("rank", 0, 0.5, False, "kl", 4 / 3, "pav", 1, 0.0),
-                 ("sort", 0, 0.5, True, "l2", 4 / 3, "pav", 1, 0.0),
-                 ("topk_mask", 2, 0.5, False, "pnorm", 2.0, "dykstra", 100, 1e-9),
-                 ("topk_magnitude", 2, 0.5, False, "pnorm", 4 / 3, "pav", 1, 0.0)]:
-        torch.library.opcheck(F._forward_op, (x, *args))
-        y, *res = F._forward_op(x, *args)
-        same = args[0] != "sort"
+    s = torch.tensor(0.5, dtype=torch.float64)
+    for name, kw in [("soft_rank", dict(regularization="kl")),
+                     ("soft_sort", dict(descending=True)),
+                     ("soft_topk_mask", dict(k=2, p=2.0, solver="dykstra", max_iter=100)),
+                     ("soft_topk_magnitude", dict(k=2, straight_through=True)),
+                     ("soft_topk_magnitude", dict(k=2))]:
+        fields = F._fields(R.get(name).make_options(shape=x.shape, **kw))
+        torch.library.opcheck(F._forward_op, (x, s, name, *fields))
+        y, *res = F._forward_op(x, s, name, *fields)
         for op in (F._jvp_op, F._vjp_op):
-            torch.library.opcheck(op, (torch.randn(3, 7, dtype=torch.float64), *res, same))
-    torch.library.opcheck(F._isotonic_op, (x, torch.rand(3, 7, dtype=torch.float64) + 0.5, True))
+            torch.library.opcheck(op, (torch.randn(3, 7, dtype=torch.float64), *res, name))
+        if not kw.get("straight_through"):
+            torch.library.opcheck(F._tangent_op, (x, y, s, *res, name, *fields))
+    from softorder._src.isotonic import pav as P
+
+    c = torch.rand(3, 7, dtype=torch.float64) + 0.5
+    torch.library.opcheck(F._isotonic_op, (x, torch.zeros_like(x), c, P.KIND_L2, 1.0, 1.0, True,
+                                           False))

@@ -1,49 +1,57 @@
-r"""PyTorch front end: the row cores of `ops.py` as torch custom operators, with autograd.
+r"""PyTorch front end: the registry's operators as torch custom operators, with autograd.
 
-Layout (TOOLCHAIN.md, "PyTorch 2.13 custom operators"):
+Each public operator is a few lines: it looks its operator up (`registry.get`), which
+validates the options once (``op.make_options``), and calls `_call`, which lays ``dim`` out as
+``[m, n]`` rows and applies one `torch.autograd.Function` built on raw custom operators
+(TOOLCHAIN.md, "PyTorch 2.13 custom operators"), each with a fake kernel (``torch.compile``,
+meta tensors) and a vmap rule, and no autograd of its own:
 
-* three raw custom operators, no autograd of their own, each with a fake (meta) kernel for
-  ``torch.compile`` and a vmap rule:
+* ``softorder::forward(x2, strength, name, <options>) -> (y2, in_perm, block, a, b, c)``: the
+  operator's row function ``op.rows`` and the residuals of its `BlockJacobian`. ``out_perm``
+  is not stored: it is None for sorts and ``in_perm`` otherwise (``op.sorted_output``). CPU
+  tensors run the fused Numba kernels on zero-copy float64 views (``xp=NUMPY``); CUDA tensors
+  (and CPU tensors under ``TRITON_INTERPRET=1``) the same row function with ``xp=TORCH``.
+* ``softorder::block_jvp`` and ``softorder::block_vjp``: the one derivative map
+  `jacobian.apply` and its transpose, O(n) per row (the Numba fast path on CPU, ``xp=TORCH``
+  elsewhere).
+* ``softorder::strength_tangent``: ``dy2 / d strength`` from the same residuals
+  (``op.strength_tangent``), run only when the strength needs a derivative.
 
-  - ``softorder::forward(x2, op, ...) -> (y2, in_perm, block, a, b, c)``: the operator on
-    ``[m, n]`` rows and the residuals of its `BlockJacobian` (DESIGN §1). CPU tensors run the
-    NumPy/Numba row cores on zero-copy float64 views (the fused kernels, rows in parallel);
-    CUDA tensors run the same row cores with ``xp=TORCH`` (torch sort, the Triton PAV kernel,
-    Dykstra in torch). With ``TRITON_INTERPRET=1`` CPU tensors take the CUDA path too.
-  - ``softorder::block_jvp`` and ``softorder::block_vjp``: the linear maps
+Custom-op schemas take no dataclass: the frozen options travel as the operator's name and its
+primitive option fields (`_FIELDS`), and `_decode` rebuilds them inside the kernels.
 
-    .. math:: \dot y[\pi] = a \odot g + b \odot \mathrm{segsum}_B(c \odot g),\ g = \dot x[\pi]
+**The strength is an operand**: a 0-d float64 tensor on ``x``'s device, not a constant baked
+into a graph, so a schedule of strengths does not recompile a ``torch.compile``d function, and
+a strength tensor that requires grad gets its gradient (forward mode too).
 
-    and their transposes, in O(n) per row (Numba on CPU, gathers and ``index_add`` on CUDA).
-
-* a setup-context `torch.autograd.Function` (``generate_vmap_rule=True``) whose backward and
-  jvp call those maps; a variant without ``jvp`` is used while ``torch.compile`` traces (Dynamo
-  refuses Functions with a custom jvp).
-
-Plain tensors in eager mode (no compile, no ``torch.func`` transform, no dispatch mode) call
-the kernels directly instead of through the dispatcher (`_plain_eager`): the same code, less
-per-call overhead, and ``torch._dynamo`` (which imports Triton) is not loaded.
+The autograd Function is a setup-context one (``generate_vmap_rule=True``); a variant without
+``jvp`` runs while ``torch.compile`` traces (Dynamo refuses Functions with a custom jvp).
+Plain tensors in eager mode (no compile, no ``torch.func`` transform, no dispatch mode, not
+meta) call the kernels directly through an old-style Function (`_plain_eager`): the same code,
+less per-call overhead, and ``torch._dynamo`` (which imports Triton) is not loaded.
 
 Second order. The residuals ``(a, b, c)`` are constants to autograd. Where they are locally
-constant in ``x`` (``l2``, ``pnorm`` with ``p = 2``, top-k with ``p = 2``) the Hessian is 0
-almost everywhere and differentiating a gradient (or a JVP) again is exact; elsewhere it raises
-`NotImplementedError` (never a silently truncated Hessian). Differentiating again with
+constant in ``x`` (``options.exact_second_order``: ``l2``, ``pnorm`` with ``p = 2``, top-k
+with ``p = 2``) the Hessian is 0 almost everywhere and differentiating a gradient (or a JVP)
+again is exact; elsewhere it raises `NotImplementedError` (never a silently truncated
+Hessian), as does differentiating the strength's derivative again. Differentiating again with
 respect to the *cotangent* (the linear map's own transpose) is exact for every option.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 
 import numpy as np
 import torch
 
-from ...core import ops
+from ...core import registry as R
 from ...core import validation as V
 from ...core.backend import NUMPY
-from ...core.jacobian import BlockJacobian, jvp_rows, vjp_rows
-from ...isotonic import pav as _pav
-from .backend import TORCH, jvp_rows_torch, vjp_rows_torch
+from ...core.jacobian import BlockJacobian, apply
+from .backend import TORCH
 
 __all__ = [
     "soft_sort",
@@ -59,6 +67,8 @@ __all__ = [
 ]
 
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+Strength = float | torch.Tensor  # a Python number or a 0-d floating tensor
 
 
 # --------------------------------------------------------------------------------------------
@@ -80,14 +90,16 @@ def _res_dtype(x):
     return torch.float32
 
 
-def _rows_call(op, x, k, strength, descending, regularization, p, solver, max_iter, tol, xp):
-    if op == "rank":
-        return ops.soft_rank_rows(x, strength, descending, regularization, p, xp=xp)
-    if op == "sort":
-        return ops.soft_sort_rows(x, strength, descending, regularization, p, xp=xp)
-    if op == "topk_mask":
-        return ops.soft_topk_mask_rows(x, k, strength, p, solver, max_iter, tol, xp=xp)
-    return ops.soft_topk_magnitude_rows(x, k, strength, p, solver, max_iter, tol, xp=xp)
+def _plain_eager(*tensors) -> bool:
+    """True for plain tensors in eager mode: no compile, no torch.func transform, no dispatch
+    mode, no tensor subclass, no meta tensor. Then the kernels are called directly, skipping
+    the custom-op dispatcher: less per-call overhead, and no import of torch._dynamo (which
+    imports Triton, fatal in a process that imported TensorFlow first). Meta tensors go through
+    the dispatcher to the fake kernels (shape propagation, as for built-in ops)."""
+    return (not torch.compiler.is_compiling()
+            and torch._C._functorch.peek_interpreter_stack() is None
+            and torch._C._len_torch_dispatch_stack() == 0
+            and all(type(t) is torch.Tensor and not t.is_meta for t in tensors))
 
 
 def _np64(t):
@@ -126,132 +138,186 @@ def _fresh(tensors):
 
 
 # --------------------------------------------------------------------------------------------
-# Raw custom operators (no autograd): forward, JVP map, VJP map.
+# Options as custom-op arguments: every option field of the registered operators, in one
+# order, with its schema type and the value passed for operators that lack it. A new option
+# field is one entry here.
+
+_FIELDS = (("k", "int", 0), ("descending", "bool", False), ("regularization", "str", "l2"),
+           ("p", "float", 4 / 3), ("solver", "str", "pav"), ("max_iter", "int", 1000),
+           ("tol", "float", 0.0), ("straight_through", "bool", False))
+_SCHEMA = ", ".join(f"{kind} {name}" for name, kind, _ in _FIELDS)
 
 
-def _plain_eager(*tensors) -> bool:
-    """True for plain tensors in eager mode: no compile, no torch.func transform, no dispatch
-    mode, no tensor subclass. Then the kernels are called directly, skipping the custom-op
-    dispatcher: less per-call overhead, and no import of torch._dynamo (which imports Triton,
-    fatal in a process that imported TensorFlow first)."""
-    return (not torch.compiler.is_compiling()
-            and torch._C._functorch.peek_interpreter_stack() is None
-            and torch._C._len_torch_dispatch_stack() == 0
-            and all(type(t) is torch.Tensor for t in tensors))
+def _fields(opts):
+    """The primitive option fields of frozen ``opts``, in `_FIELDS` order."""
+    return tuple([getattr(opts, name, default) for name, _, default in _FIELDS])
 
 
-def _forward_impl(x, op, k, strength, descending, regularization, p, solver, max_iter, tol):
+@functools.cache
+def _decode(name, fields):
+    """``(operator, frozen options)`` from the operator's name and its `_fields`."""
+    op = R.get(name)
+    own = {f.name for f in dataclasses.fields(op.options)}
+    return op, op.options(**{n: v for (n, _, _), v in zip(_FIELDS, fields) if n in own})
+
+
+def _jacobian(op, in_perm, block, a, b, c, host):
+    """The operator's `BlockJacobian` from its stored residuals (NumPy views when ``host``)."""
+    if host:
+        in_perm, block, a, b, c = [t.detach().contiguous().numpy()
+                                   for t in (in_perm, block, a, b, c)]
+    return BlockJacobian(in_perm, None if op.sorted_output else in_perm, block, a, b, c)
+
+
+# --------------------------------------------------------------------------------------------
+# The kernels, on [m, n] rows of real tensors.
+
+
+def _forward_impl(x, strength, name, fields):
+    """``(y2, in_perm, block, a, b, c)``: the operator on rows and its residuals.
+
+    ``strength`` is a Python float or a 0-d float64 tensor. The CPU path reads its value (and
+    checks it, as tensors are not checked at the boundary); the device path keeps it a tensor
+    (no host sync: a strength tensor on an accelerator is not checked for positivity).
+    """
+    op, opts = _decode(name, fields)
     m, n = x.shape
     rdt = _res_dtype(x)
     if m == 0 or n == 0:
         e = lambda dt: torch.empty((m, n), dtype=dt, device=x.device)
         return e(x.dtype), e(torch.int64), e(torch.int32), e(rdt), e(rdt), e(rdt)
-    args = (k, strength, descending, regularization, p, solver, max_iter, tol)
     if _device_path(x):
-        y, jac = _rows_call(op, x.detach().to(rdt).contiguous(), *args, xp=TORCH)
+        y, jac = op.rows(x.detach().to(rdt).contiguous(), strength, opts, TORCH)
         res = (jac.in_perm.to(torch.int64), jac.block.to(torch.int32), jac.a.to(rdt),
                jac.b.to(rdt), jac.c.to(rdt))
     else:
-        y, jac = _rows_call(op, _np64(x), *args, xp=NUMPY)
+        eps = float(strength)
+        if isinstance(strength, torch.Tensor):  # a Python float was checked at the boundary
+            V.check_strength(eps)
+        y, jac = op.rows(_np64(x), eps, opts, NUMPY)
         y = _from_np(y, x.dtype)
         res = tuple(torch.from_numpy(np.asarray(r)) for r in
                     (jac.in_perm, jac.block, jac.a, jac.b, jac.c))
-    if jac.out_perm is not None and jac.out_perm is not jac.in_perm:  # pragma: no cover
-        raise AssertionError("softorder: unexpected output permutation")
     y = y.to(x.dtype)
     if y.data_ptr() == x.data_ptr():  # pragma: no cover - the cores never return their input
         y = y.clone()
     return tuple(_fresh((y, *res)))
 
 
-@torch.library.custom_op("softorder::forward", mutates_args=())
-def _forward_op(x: torch.Tensor, op: str, k: int, strength: float, descending: bool,
-                regularization: str, p: float, solver: str, max_iter: int, tol: float
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
-                           torch.Tensor]:
-    return _forward_impl(x, op, k, strength, descending, regularization, p, solver, max_iter,
-                         tol)
+def _linear_impl(transpose, v, in_perm, block, a, b, c, name):
+    """``J v`` (or ``J^T v``) by `jacobian.apply`: Numba on CPU, ``xp=TORCH`` elsewhere."""
+    m, n = a.shape
+    if m == 0 or n == 0:
+        return torch.zeros(v.shape, dtype=v.dtype, device=v.device)
+    host = not _device_path(a)
+    jac = _jacobian(R.get(name), in_perm, block, a, b, c, host)
+    if host:
+        return _from_np(apply(jac, _np64(v), transpose=transpose), v.dtype)
+    return apply(jac, v.to(a.dtype), transpose=transpose, xp=TORCH).to(v.dtype).contiguous()
 
 
-def _forward(x, *args):
-    return _forward_impl(x, *args) if _plain_eager(x) else _forward_op(x, *args)
+def _tangent_impl(x, y, strength, in_perm, block, a, b, c, name, fields):
+    """``dy / d strength`` on rows (``[m, n]``, the residuals' dtype)."""
+    op, opts = _decode(name, fields)
+    m, n = a.shape
+    if m == 0 or n == 0:
+        return torch.zeros((m, n), dtype=a.dtype, device=a.device)
+    host = not _device_path(a)
+    jac = _jacobian(op, in_perm, block, a, b, c, host)
+    if host:
+        t = op.strength_tangent(_np64(x), _np64(y), jac, float(strength), opts, NUMPY)
+        return torch.from_numpy(np.ascontiguousarray(t, np.float64))
+    rdt = a.dtype
+    t = op.strength_tangent(x.detach().to(rdt), y.detach().to(rdt), jac, strength, opts,
+                            TORCH)
+    return t.to(rdt).contiguous()
 
 
-def _apply_map(transpose, v, in_perm, block, a, b, c, same_perm):
-    if _plain_eager(v, a):
-        return _linear_impl(transpose, v, in_perm, block, a, b, c, same_perm)
-    return (_vjp_op if transpose else _jvp_op)(v, in_perm, block, a, b, c, same_perm)
+# --------------------------------------------------------------------------------------------
+# Raw custom operators (no autograd), their fake kernels and vmap rules.
+
+
+def _custom_op(name, schema):
+    return lambda fn: torch.library.custom_op(name, fn, mutates_args=(), schema=schema)
+
+
+_ROWS6 = "(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)"
+_RES = "Tensor in_perm, Tensor block, Tensor a, Tensor b, Tensor c"
+
+
+@_custom_op("softorder::forward", f"(Tensor x, Tensor strength, str name, {_SCHEMA}) -> {_ROWS6}")
+def _forward_op(x, strength, name, *fields):
+    return _forward_impl(x, strength, name, fields)
+
+
+@_custom_op("softorder::block_jvp", f"(Tensor v, {_RES}, str name) -> Tensor")
+def _jvp_op(v, in_perm, block, a, b, c, name):
+    return _linear_impl(False, v, in_perm, block, a, b, c, name)
+
+
+@_custom_op("softorder::block_vjp", f"(Tensor v, {_RES}, str name) -> Tensor")
+def _vjp_op(v, in_perm, block, a, b, c, name):
+    return _linear_impl(True, v, in_perm, block, a, b, c, name)
+
+
+@_custom_op("softorder::strength_tangent",
+            f"(Tensor x, Tensor y, Tensor strength, {_RES}, str name, {_SCHEMA}) -> Tensor")
+def _tangent_op(x, y, strength, in_perm, block, a, b, c, name, *fields):
+    return _tangent_impl(x, y, strength, in_perm, block, a, b, c, name, fields)
 
 
 @_forward_op.register_fake
-def _(x, op, k, strength, descending, regularization, p, solver, max_iter, tol):
+def _(x, strength, name, *fields):
     rdt = _res_dtype(x)
     e = lambda dt: x.new_empty(x.shape, dtype=dt)
     return e(x.dtype), e(torch.int64), e(torch.int32), e(rdt), e(rdt), e(rdt)
 
 
-def _linear_impl(transpose, v, in_perm, block, a, b, c, same_perm):
-    m, n = a.shape
-    if m == 0 or n == 0:
-        return torch.zeros(v.shape, dtype=v.dtype, device=v.device)
-    if _device_path(a):
-        jac = BlockJacobian(in_perm, in_perm if same_perm else None, block, a, b, c)
-        out = (vjp_rows_torch if transpose else jvp_rows_torch)(jac, v.to(a.dtype))
-    else:
-        f = lambda t: t.detach().contiguous().numpy()
-        pn = f(in_perm)
-        jac = BlockJacobian(pn, pn if same_perm else None, f(block), f(a), f(b), f(c))
-        return _from_np((vjp_rows if transpose else jvp_rows)(jac, _np64(v)), v.dtype)
-    return out.to(v.dtype).contiguous()
-
-
-@torch.library.custom_op("softorder::block_jvp", mutates_args=())
-def _jvp_op(v: torch.Tensor, in_perm: torch.Tensor, block: torch.Tensor, a: torch.Tensor,
-            b: torch.Tensor, c: torch.Tensor, same_perm: bool) -> torch.Tensor:
-    return _linear_impl(False, v, in_perm, block, a, b, c, same_perm)
-
-
-@torch.library.custom_op("softorder::block_vjp", mutates_args=())
-def _vjp_op(v: torch.Tensor, in_perm: torch.Tensor, block: torch.Tensor, a: torch.Tensor,
-            b: torch.Tensor, c: torch.Tensor, same_perm: bool) -> torch.Tensor:
-    return _linear_impl(True, v, in_perm, block, a, b, c, same_perm)
-
-
-@_jvp_op.register_fake
-def _(v, in_perm, block, a, b, c, same_perm):
+def _linear_fake(v, *args):
     return torch.empty_like(v, memory_format=torch.contiguous_format)
 
 
-@_vjp_op.register_fake
-def _(v, in_perm, block, a, b, c, same_perm):
-    return torch.empty_like(v, memory_format=torch.contiguous_format)
+_jvp_op.register_fake(_linear_fake)
+_vjp_op.register_fake(_linear_fake)
 
 
-def _batched_rows(t, d, size):
-    """``t`` (``[m, n]``, batch dim ``d`` or None) as ``[size * m, n]`` rows."""
-    t = t.unsqueeze(0).expand(size, *t.shape) if d is None else t.movedim(d, 0)
-    return t.reshape(size * t.shape[1], t.shape[2]), t.shape[1]
+@_tangent_op.register_fake
+def _(x, y, strength, in_perm, block, a, *args):
+    return torch.empty_like(a, memory_format=torch.contiguous_format)
 
 
-@torch.library.register_vmap("softorder::forward")
-def _(info, in_dims, x, *rest):
-    rows, m = _batched_rows(x, in_dims[0], info.batch_size)
-    outs = _forward_op(rows, *rest)
-    return tuple(o.reshape(info.batch_size, m, o.shape[-1]) for o in outs), (0,) * 6
+def _vmap_rule(op, strength_at=None):
+    """A vmap rule for ``op`` on ``[m, n]`` row tensors: the batch folds into the rows (one
+    call). A batched strength (a 0-d operand, at ``strength_at``) takes one call per value."""
 
-
-def _linear_vmap(op):
     def rule(info, in_dims, *args):
-        tensors = args[:6]
-        batched = [_batched_rows(t, d, info.batch_size) for t, d in zip(tensors, in_dims[:6])]
-        out = op(*(rows for rows, _ in batched), args[6])
-        return out.reshape(info.batch_size, batched[0][1], out.shape[-1]), 0
+        size = info.batch_size
+        if strength_at is not None and in_dims[strength_at] is not None:
+            outs = [op(*(a if d is None else a.select(d, i) for a, d in zip(args, in_dims)))
+                    for i in range(size)]
+            if isinstance(outs[0], torch.Tensor):
+                return torch.stack(outs), 0
+            return tuple(torch.stack(o) for o in zip(*outs)), (0,) * len(outs[0])
+        m = None
+        rows = list(args)
+        for i, (a, d) in enumerate(zip(args, in_dims)):
+            if isinstance(a, torch.Tensor) and i != strength_at:
+                t = a.unsqueeze(0).expand(size, *a.shape) if d is None else a.movedim(d, 0)
+                m = t.shape[1]
+                rows[i] = t.reshape(size * m, t.shape[2])
+        out = op(*rows)
+        if isinstance(out, torch.Tensor):
+            return out.reshape(size, m, out.shape[-1]), 0
+        return tuple(o.reshape(size, m, o.shape[-1]) for o in out), (0,) * len(out)
 
     return rule
 
 
-torch.library.register_vmap("softorder::block_jvp", _linear_vmap(_jvp_op))
-torch.library.register_vmap("softorder::block_vjp", _linear_vmap(_vjp_op))
+torch.library.register_vmap("softorder::forward", _vmap_rule(_forward_op, strength_at=1))
+torch.library.register_vmap("softorder::block_jvp", _vmap_rule(_jvp_op))
+torch.library.register_vmap("softorder::block_vjp", _vmap_rule(_vjp_op))
+torch.library.register_vmap("softorder::strength_tangent",
+                            _vmap_rule(_tangent_op, strength_at=2))
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,20 +326,42 @@ torch.library.register_vmap("softorder::block_vjp", _linear_vmap(_vjp_op))
 
 def _second_order_error(name):
     return NotImplementedError(
-        f"softorder.torch.{name}: second-order derivatives in x (differentiating a gradient or "
-        "a JVP again with respect to the input) are implemented only where they are exact: "
-        "regularization='l2', 'pnorm' with p=2, top-k with p=2 (the Hessian is 0 almost "
-        "everywhere there). First-order reverse and forward mode are exact for every option; "
-        "use softorder.jax for Hessians of the other regularizers."
+        f"softorder.torch.{name}: second-order derivatives (differentiating a gradient or a "
+        "JVP again with respect to the input, or the derivative in regularization_strength "
+        "at all) are implemented only where they are exact: regularization='l2', 'pnorm' with "
+        "p=2, top-k with p=2, in x (the Hessian is 0 almost everywhere there). First-order "
+        "reverse and forward mode are exact for every option; use softorder.jax for Hessians "
+        "of the other regularizers."
     )
 
 
-def _linear(transpose, v, x2, res, same, exact2, name):
+def _apply_map(transpose, v, in_perm, block, a, b, c, name):
+    if _plain_eager(v, a):
+        return _linear_impl(transpose, v, in_perm, block, a, b, c, name)
+    return (_vjp_op if transpose else _jvp_op)(v, in_perm, block, a, b, c, name)
+
+
+def _linear(transpose, v, x2, res, name, exact2):
     """``J^T v`` (transpose) or ``J v``; differentiable again when grad mode is on."""
     if torch.is_grad_enabled() and not torch.compiler.is_compiling():
         xg = x2 if exact2 else _RefuseSecondOrder.apply(x2, name)
-        return _LinearNode.apply(v, xg, *res, transpose, same, exact2, name)
-    return _apply_map(transpose, v, *res, same)
+        return _LinearNode.apply(v, xg, *res, transpose, name, exact2)
+    return _apply_map(transpose, v, *res, name)
+
+
+def _tangent_call(x2, s, y2, in_perm, block, a, b, c, name, fields):
+    if _plain_eager(x2, y2, s, a):
+        return _tangent_impl(x2, y2, s, in_perm, block, a, b, c, name, fields)
+    return _tangent_op(x2, y2, s, in_perm, block, a, b, c, name, *fields)
+
+
+def _strength_tangent(x2, y2, s, res, name, fields):
+    """``dy2 / d strength`` (``[m, n]``); differentiating it again raises."""
+    if torch.is_grad_enabled() and not torch.compiler.is_compiling():
+        return _TangentNode.apply(_RefuseSecondOrder.apply(x2, name),
+                                  _RefuseSecondOrder.apply(s, name), y2.detach(), *res, name,
+                                  fields)
+    return _tangent_call(x2, s, y2, *res, name, fields)
 
 
 class _RefuseSecondOrder(torch.autograd.Function):
@@ -311,64 +399,118 @@ class _LinearNode(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(v, x2, in_perm, block, a, b, c, transpose, same, exact2, name):
-        return _apply_map(transpose, v, in_perm, block, a, b, c, same)
+    def forward(v, x2, in_perm, block, a, b, c, transpose, name, exact2):
+        return _apply_map(transpose, v, in_perm, block, a, b, c, name)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        v, x2, in_perm, block, a, b, c, transpose, same, exact2, name = inputs
+        v, x2, in_perm, block, a, b, c, transpose, name, exact2 = inputs
         ctx.save_for_backward(x2, in_perm, block, a, b, c)
         ctx.save_for_forward(x2, in_perm, block, a, b, c)
-        ctx.flags = (transpose, same, exact2, name)
+        ctx.flags = (transpose, name, exact2)
 
     @staticmethod
     def backward(ctx, g):
         x2, *res = ctx.saved_tensors
-        transpose, same, exact2, name = ctx.flags
-        gv = (_linear(not transpose, g, x2, res, same, exact2, name)
-              if ctx.needs_input_grad[0] else None)
+        transpose, name, exact2 = ctx.flags
+        gv = _linear(not transpose, g, x2, res, name, exact2) if ctx.needs_input_grad[0] else None
         # Not exact2: a placeholder that reaches _RefuseSecondOrder, which raises if needed.
         gx = torch.zeros_like(x2) if ctx.needs_input_grad[1] and not exact2 else None
-        return (gv, gx) + (None,) * 9
+        return (gv, gx) + (None,) * 8
 
     @staticmethod
     def jvp(ctx, v_dot, x_dot, *_):
         # A tangent in x is 0 where exact2; otherwise _RefuseSecondOrder.jvp has raised.
         x2, *res = ctx.saved_tensors
-        transpose, same, exact2, name = ctx.flags
+        transpose, name, exact2 = ctx.flags
         if v_dot is None:
             return torch.zeros_like(x2)
-        return _linear(transpose, v_dot, x2, res, same, exact2, name)
+        return _linear(transpose, v_dot, x2, res, name, exact2)
 
 
-class _SoftOpCompiled(torch.autograd.Function):
-    """``y2 = op(x2)`` with its residuals as extra (non-differentiable) outputs; reverse mode.
-
-    Used while ``torch.compile`` traces; `_SoftOp` adds forward mode. The options are plain
-    Python scalars (``op, k, strength, descending, regularization, p, solver, max_iter, tol``,
-    then ``exact2``).
-    """
+class _TangentNode(torch.autograd.Function):
+    """``dy / d strength`` as a function of ``x`` and the strength, both arriving through
+    `_RefuseSecondOrder`: its own derivatives raise (it is exact to first order only)."""
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x2, op, k, strength, descending, regularization, p, solver, max_iter, tol,
-                exact2):
-        return _forward(x2, op, k, strength, descending, regularization, p, solver, max_iter,
-                        tol)
+    def forward(x2, s, y2, in_perm, block, a, b, c, name, fields):
+        return _tangent_call(x2, s, y2, in_perm, block, a, b, c, name, fields)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
+        ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def backward(ctx, g):
+        x2_grad = None if g is None else torch.zeros_like(g)  # reaches _RefuseSecondOrder
+        return (x2_grad, None if g is None else g.new_zeros(())) + (None,) * 8
+
+    @staticmethod
+    def jvp(ctx, *tangents):  # reached only without tangents in x and s (else: raised)
+        return None
+
+
+def _saved(ctx):
+    """``(x2, residuals, strength, y2)`` saved by the operator Functions (``strength`` and
+    ``y2`` only for a strength given as a tensor, which may have a derivative)."""
+    x2, *rest = ctx.saved_tensors
+    return x2, rest[:5], *(rest[5:] if len(rest) > 5 else (None, None))
+
+
+def _backward(ctx, gy):
+    x2, res, s, y2 = _saved(ctx)
+    name, fields, exact2 = ctx.flags
+    gx = _linear(True, gy, x2, res, name, exact2) if ctx.needs_input_grad[0] else None
+    gs = None
+    if s is not None and ctx.needs_input_grad[1]:
+        t = _strength_tangent(x2, y2, s, res, name, fields)
+        gs = (gy.to(t.dtype) * t).sum().to(s.dtype)
+    return gx, gs
+
+
+def _jvp(ctx, x_dot, s_dot):
+    # torch.func passes a zero s_dot for a constant strength: only a strength given as a
+    # tensor (s saved) has a tangent term.
+    x2, res, s, y2 = _saved(ctx)
+    name, fields, exact2 = ctx.flags
+    y_dot = None if x_dot is None else _linear(False, x_dot, x2, res, name, exact2)
+    if s is not None and s_dot is not None:
+        ts = (_strength_tangent(x2, y2, s, res, name, fields) * s_dot).to(y2.dtype)
+        y_dot = ts if y_dot is None else y_dot + ts
+    return torch.zeros_like(x2) if y_dot is None else y_dot
+
+
+class _SoftOpCompiled(torch.autograd.Function):
+    """``y2 = op(x2, strength)`` with its residuals as extra (non-differentiable) outputs;
+    reverse mode in ``x2`` and the strength. Used while ``torch.compile`` traces; `_SoftOp`
+    adds forward mode. ``name, fields`` are the operator and its options (`_fields`);
+    ``learn``: the strength was given as a tensor (it may have a derivative; a Python float
+    has none)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x2, s, name, fields, exact2, learn):
+        if _plain_eager(x2, s):
+            return _forward_impl(x2, s, name, fields)
+        return _forward_op(x2, s, name, *fields)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output, forward_mode=False):
+        x2, s, name, fields, exact2, learn = inputs
         y, *res = output
         ctx.mark_non_differentiable(*res)
-        ctx.save_for_backward(inputs[0], *res)
-        op = inputs[1]
-        ctx.flags = (op != "sort", inputs[-1], _PUBLIC[op])
+        saved = (x2, *res, s, y) if learn else (x2, *res)
+        ctx.save_for_backward(*saved)
+        if forward_mode:
+            ctx.save_for_forward(*saved)
+        ctx.flags = (name, fields, exact2)
 
     @staticmethod
     def backward(ctx, gy, *_):
-        x2, *res = ctx.saved_tensors
-        return (_linear(True, gy, x2, res, *ctx.flags),) + (None,) * 10
+        return _backward(ctx, gy) + (None,) * 4
 
 
 class _SoftOp(_SoftOpCompiled):
@@ -376,272 +518,173 @@ class _SoftOp(_SoftOpCompiled):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        _SoftOpCompiled.setup_context(ctx, inputs, output)
-        ctx.save_for_forward(inputs[0], *output[1:])
+        _SoftOpCompiled.setup_context(ctx, inputs, output, forward_mode=True)
 
     @staticmethod
-    def jvp(ctx, x_dot, *_):
-        x2, *res = ctx.saved_tensors
-        return (_linear(False, x_dot, x2, res, *ctx.flags), None, None, None, None, None)
+    def jvp(ctx, x_dot, s_dot, *_):
+        return (_jvp(ctx, x_dot, s_dot), None, None, None, None, None)
 
 
 class _SoftOpEager(torch.autograd.Function):
     """`_SoftOp` for plain eager tensors (`_plain_eager`): an old-style Function that returns
-    only ``y`` (less per-call overhead); reverse and forward mode as `_SoftOp`. ``torch.func``
-    transforms and ``torch.compile`` use the setup-context variants."""
+    only ``y`` (less per-call overhead); the strength is a Python float, or a tensor (then
+    ``y`` is saved for its derivative). ``torch.func`` and ``torch.compile`` use the
+    setup-context variants."""
 
     @staticmethod
-    def forward(ctx, x2, op, k, strength, descending, regularization, p, solver, max_iter, tol,
-                exact2):
-        y, *res = _forward_impl(x2, op, k, strength, descending, regularization, p, solver,
-                                max_iter, tol)
-        ctx.save_for_backward(x2, *res)
-        ctx.save_for_forward(x2, *res)
-        ctx.flags = (op != "sort", exact2, _PUBLIC[op])
+    def forward(ctx, x2, s, name, fields, exact2, learn):
+        y, *res = _forward_impl(x2, s, name, fields)
+        saved = (x2, *res, s, y) if isinstance(s, torch.Tensor) else (x2, *res)
+        ctx.save_for_backward(*saved)
+        ctx.save_for_forward(*saved)
+        ctx.flags = (name, fields, exact2)
         return y
 
     @staticmethod
     def backward(ctx, gy):
-        x2, *res = ctx.saved_tensors
-        return (_linear(True, gy, x2, res, *ctx.flags),) + (None,) * 10
+        return _backward(ctx, gy) + (None,) * 4
 
     @staticmethod
-    def jvp(ctx, x_dot, *_):
-        x2, *res = ctx.saved_tensors
-        return _linear(False, x_dot, x2, res, *ctx.flags)
+    def jvp(ctx, x_dot, s_dot, *_):
+        return _jvp(ctx, x_dot, s_dot)
 
 
 # --------------------------------------------------------------------------------------------
-# Boundary: inputs, dims, rows.
+# Boundary: inputs, options, strength, rows.
 
 
 def _as_float_tensor(x, name="x"):
-    """A floating tensor; NumPy arrays and lists are checked as `softorder.numpy` does."""
+    """A floating tensor; NumPy arrays and lists are checked as `softorder.numpy` does (and
+    non-native byte orders converted, which torch does not read)."""
     if isinstance(x, torch.Tensor):
         if x.dtype not in _FLOATS:
             kind = "complex" if x.is_complex() else "non-floating"
             raise V.float_dtype_error(name, x.dtype, x.shape, f"{name}.float()", kind)
         return x
-    return torch.as_tensor(V.as_float_array(x, name))
+    arr = V.as_float_array(x, name)
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return torch.as_tensor(arr)
 
 
-def _static_number(value, name):
-    """Hyperparameters are Python numbers: a tensor would be silently non-differentiable."""
+def _static_number(value, name, cast="float"):
+    """Options other than the strength are Python numbers (they choose the kernel)."""
     if isinstance(value, torch.Tensor):
-        raise V.static_number_error(name, value, "softorder.torch")
+        raise V.static_number_error(name, value, "softorder.torch",
+                                    fix=f"Pass {cast}(...) if it is a constant.")
     return value
 
 
-def _check_strength(value, name="regularization_strength"):
-    return V.check_strength(_static_number(value, name), name)
+def _strength(value, x, as_tensor):
+    """The strength operand: a checked Python float (kept a float when not ``as_tensor``), or
+    a 0-d float64 tensor on ``x``'s device (a tensor argument keeps its autograd graph; its
+    value is checked where the kernels read it, on CPU)."""
+    name = "regularization_strength"
+    if isinstance(value, torch.Tensor):
+        if not value.is_floating_point():
+            raise V.float_dtype_error(name, value.dtype, value.shape, f"{name}.double()",
+                                      "complex" if value.is_complex() else "non-floating")
+        if value.dim() != 0:
+            raise ValueError(f"{name} must be a Python number or a 0-d tensor; got a tensor of "
+                             f"shape {tuple(value.shape)}.")
+        return value.to(device=x.device, dtype=torch.float64)
+    eps = V.check_strength(value)
+    if not as_tensor:
+        return eps
+    return torch.scalar_tensor(eps, dtype=torch.float64, device=x.device)
 
 
-def _check_p(p, name="p"):
-    return V.check_p(_static_number(p, name), name)
-
-
-def _run(x, dim, spec, exact2):
-    """Canonicalize ``dim``, move it last, reshape to ``[m, n]``, apply, undo."""
+def _call(name, x, k, dim, strength, **options):
+    """Validate, lay ``dim`` out as ``[m, n]`` rows, run operator ``name``, undo the layout."""
+    op = R.get(name)
+    x = _as_float_tensor(x)
     ax = V.check_axis(dim, x.ndim, x.shape, "dim")
+    if op.takes_k:
+        options["k"] = _static_number(k, "k", "int")
+    for key, cast in (("p", "float"), ("tol", "float"), ("max_iter", "int")):
+        if key in options:
+            _static_number(options[key], key, cast)
+    opts = op.make_options(shape=tuple(x.shape), axis=dim, axis_name="dim", **options)
     xm = x.movedim(ax, -1)
     shape = xm.shape
-    n = shape[-1]
-    m = math.prod(shape[:-1])
-    x2 = xm.reshape(m, n)
-    if _plain_eager(x2):
-        y2 = _SoftOpEager.apply(x2, *spec, bool(exact2))
+    x2 = xm.reshape(math.prod(shape[:-1]), shape[-1])
+    args = (name, _fields(opts), opts.exact_second_order, isinstance(strength, torch.Tensor))
+    if _plain_eager(x2, *([strength] if isinstance(strength, torch.Tensor) else [])):
+        y2 = _SoftOpEager.apply(x2, _strength(strength, x, False), *args)
     else:
         fn = _SoftOpCompiled if torch.compiler.is_compiling() else _SoftOp
-        y2 = fn.apply(x2, *spec, bool(exact2))[0]
+        y2 = fn.apply(x2, _strength(strength, x, True), *args)[0]
     return y2.reshape(shape).movedim(-1, ax)
 
 
-_PUBLIC = {"sort": "soft_sort", "rank": "soft_rank", "topk_mask": "soft_topk_mask",
-           "topk_magnitude": "soft_topk_magnitude"}
+# --------------------------------------------------------------------------------------------
+# Public operators (docstrings from the registry, with their own examples).
 
 
-def _sort_rank_spec(op, regularization, regularization_strength, p, descending):
-    V.check_regularization(regularization)
-    eps = _check_strength(regularization_strength)
-    p = _check_p(p) if regularization == "pnorm" else 4 / 3  # p is unused by l2 and kl
-    exact2 = regularization == "l2" or (regularization == "pnorm" and p == 2.0)
-    return (op, 0, eps, bool(descending), regularization, p, "pav", 1, 0.0), exact2
+def soft_rank(x: torch.Tensor, *, dim: int = -1, descending: bool = False,
+              regularization: str = "l2", regularization_strength: Strength = 1.0,
+              p: float = 4 / 3, straight_through: bool = False) -> torch.Tensor:
+    return _call("soft_rank", x, None, dim, regularization_strength, descending=descending,
+                 regularization=regularization, p=p, straight_through=straight_through)
 
 
-def _topk_spec(op, x, k, dim, regularization_strength, p, solver, max_iter, tol):
-    ax = V.check_axis(dim, x.ndim, x.shape, "dim")
-    k = V.check_k(_static_number(k, "k"), x.shape[ax], tuple(x.shape), dim)
-    lam = _check_strength(regularization_strength)
-    p = _check_p(p)
-    V.check_solver(solver, p)
-    max_iter = V.check_positive_int(max_iter, "max_iter")
-    tol = float(_static_number(tol, "tol"))
-    return (op, k, lam, False, "pnorm", p, solver, max_iter, tol), p == 2.0
+def soft_sort(x: torch.Tensor, *, dim: int = -1, descending: bool = False,
+              regularization: str = "l2", regularization_strength: Strength = 1.0,
+              p: float = 4 / 3, straight_through: bool = False) -> torch.Tensor:
+    return _call("soft_sort", x, None, dim, regularization_strength, descending=descending,
+                 regularization=regularization, p=p, straight_through=straight_through)
+
+
+def soft_topk_mask(x: torch.Tensor, k: int, *, dim: int = -1,
+                   regularization_strength: Strength = 1.0, p: float = 4 / 3,
+                   solver: str = "pav", max_iter: int = 1000, tol: float = 1e-9,
+                   straight_through: bool = False) -> torch.Tensor:
+    return _call("soft_topk_mask", x, k, dim, regularization_strength, p=p, solver=solver,
+                 max_iter=max_iter, tol=tol, straight_through=straight_through)
+
+
+def soft_topk_magnitude(x: torch.Tensor, k: int, *, dim: int = -1,
+                        regularization_strength: Strength = 1.0, p: float = 4 / 3,
+                        solver: str = "pav", max_iter: int = 1000, tol: float = 1e-9,
+                        straight_through: bool = False) -> torch.Tensor:
+    return _call("soft_topk_magnitude", x, k, dim, regularization_strength, p=p, solver=solver,
+                 max_iter=max_iter, tol=tol, straight_through=straight_through)
+
+
+soft_rank.__doc__ = R.docstring("soft_rank", "torch", """
+>>> import torch
+>>> from softorder.torch import soft_rank
+>>> soft_rank(torch.tensor([5.0, 1.0, 2.0]), regularization_strength=2.0)
+tensor([3.0000, 1.2500, 1.7500])
+>>> soft_rank(torch.tensor([5.0, 1.0, 2.0]), regularization_strength=torch.tensor(2.0),
+...           straight_through=True)
+tensor([3., 1., 2.])
+""")
+soft_sort.__doc__ = R.docstring("soft_sort", "torch", """
+>>> import torch
+>>> from softorder.torch import soft_sort
+>>> soft_sort(torch.tensor([5.0, 1.0, 2.0], dtype=torch.float64))
+tensor([1.6667, 2.6667, 3.6667], dtype=torch.float64)
+""")
+soft_topk_mask.__doc__ = R.docstring("soft_topk_mask", "torch", """
+>>> import torch
+>>> from softorder.torch import soft_topk_mask
+>>> soft_topk_mask(torch.tensor([-5.0, -2.0, 3.0, 1.0]), 2, regularization_strength=0.01)
+tensor([0., 0., 1., 1.])
+""")
+soft_topk_magnitude.__doc__ = R.docstring("soft_topk_magnitude", "torch", """
+>>> import torch
+>>> from softorder.torch import soft_topk_magnitude
+>>> x = torch.tensor([-5.0, -2.0, 3.0, 1.0], dtype=torch.float64)
+>>> soft_topk_magnitude(x, 2, regularization_strength=0.01).round(decimals=6)
+tensor([-5.,  0.,  3.,  0.], dtype=torch.float64)
+""")
 
 
 # --------------------------------------------------------------------------------------------
-# Public operators.
-
-
-def soft_rank(x, *, dim=-1, descending=False, regularization="l2", regularization_strength=1.0,
-              p=4 / 3):
-    r"""Soft ranks along ``dim``: 1-based, ascending by default (rank 1 = smallest).
-
-    .. math::
-
-        r_\varepsilon(x) = P_R(\pm x / \varepsilon, \rho)
-        = \arg\max_{y \in \mathcal{P}(\rho)} \langle \pm x / \varepsilon, y \rangle - R(y),
-        \qquad \rho = (n, \dots, 1),
-
-    with ``l2`` (:math:`R = \tfrac12\|y\|^2`), ``kl`` (:math:`R = \langle y, \log y - 1
-    \rangle`) or ``pnorm`` (:math:`R = \tfrac1p\|y\|_p^p`). Sort and PAV: :math:`O(n \log n)`
-    forward, :math:`O(n)` JVP/VJP. The same options, defaults and numbers as
-    `softorder.numpy.soft_rank`, with ``dim`` for ``axis``.
-
-    Args:
-      x: floating tensor ``[..., n, ...]`` (float16, bfloat16, float32 or float64), any device.
-      dim: the dimension to rank along (default last).
-      descending: if True, rank 1 is the largest entry.
-      regularization: ``"l2"`` (default), ``"kl"`` or ``"pnorm"`` (exponent ``p``).
-      regularization_strength: :math:`\varepsilon > 0` in the units of ``x``; larger is softer.
-        l2 soft ranks are exact when :math:`\varepsilon` is at most the smallest gap.
-      p: the exponent for ``regularization="pnorm"`` (``p > 1``).
-
-    Returns:
-      Soft ranks, the shape and dtype of ``x``; each row sums to :math:`n(n+1)/2`.
-
-    Example:
-      >>> import torch
-      >>> from softorder.torch import soft_rank
-      >>> soft_rank(torch.tensor([5.0, 1.0, 2.0]), regularization_strength=2.0)
-      tensor([3.0000, 1.2500, 1.7500])
-
-    References:
-      Blondel, Teboul, Berthet, Djolonga. Fast Differentiable Sorting and Ranking. ICML 2020.
-    """
-    x = _as_float_tensor(x)
-    spec, exact2 = _sort_rank_spec("rank", regularization, regularization_strength, p,
-                                   descending)
-    return _run(x, dim, spec, exact2)
-
-
-def soft_sort(x, *, dim=-1, descending=False, regularization="l2", regularization_strength=1.0,
-              p=4 / 3):
-    r"""Soft sort along ``dim``, ascending by default (`softorder.numpy.soft_sort`).
-
-    .. math::
-
-        s_\varepsilon(x) = P_R(\rho / \varepsilon, x)
-        = \arg\max_{y \in \mathcal{P}(x)} \langle \rho / \varepsilon, y \rangle - R(y)
-        \quad\text{(descending)},
-
-    ``kl`` in the log-space form :math:`\log P_R(\rho/\varepsilon, e^x)`; ascending is
-    :math:`-s_\varepsilon(-x)`. The output is monotone along ``dim`` and, for ``l2``, keeps the
-    sum of each row.
-
-    Args:
-      x: floating tensor ``[..., n, ...]``.
-      dim: the dimension to sort along (default last).
-      descending: sort largest first.
-      regularization: ``"l2"`` (default), ``"kl"`` or ``"pnorm"`` (exponent ``p``).
-      regularization_strength: :math:`\varepsilon > 0`, multiplying ``rho`` (units of
-        ``1 / x``); l2 soft sort is exact when :math:`\varepsilon \le 1 /` (largest gap).
-      p: the exponent for ``regularization="pnorm"``.
-
-    Returns:
-      Softly sorted values, the shape and dtype of ``x``.
-
-    Example:
-      >>> import torch
-      >>> from softorder.torch import soft_sort
-      >>> soft_sort(torch.tensor([5.0, 1.0, 2.0], dtype=torch.float64))
-      tensor([1.6667, 2.6667, 3.6667], dtype=torch.float64)
-
-    References:
-      Blondel, Teboul, Berthet, Djolonga. Fast Differentiable Sorting and Ranking. ICML 2020.
-    """
-    x = _as_float_tensor(x)
-    spec, exact2 = _sort_rank_spec("sort", regularization, regularization_strength, p,
-                                   descending)
-    return _run(x, dim, spec, exact2)
-
-
-def soft_topk_mask(x, k, *, dim=-1, regularization_strength=1.0, p=4 / 3, solver="pav",
-                   max_iter=1000, tol=1e-9):
-    r"""Sparse soft top-k mask along ``dim`` (`softorder.numpy.soft_topk_mask`).
-
-    .. math::
-
-        m_\lambda(x) = \arg\max_{y \in [0,1]^n,\ \sum y = k} \langle x, y\rangle
-        - \frac{\lambda}{p}\|y\|_p^p.
-
-    Sums to ``k``, lies in ``[0, 1]``, exactly 0 or 1 away from the top-k boundary; ``p = 4/3``
-    (default) is continuously differentiable, ``p = 2`` piecewise linear.
-
-    Args:
-      x: floating tensor ``[..., n, ...]``.
-      k: how many entries to keep, ``0 <= k <= n`` (a Python int).
-      dim: the dimension to select along (default last).
-      regularization_strength: :math:`\lambda > 0`, in the units of ``x``.
-      p: the norm exponent, ``p > 1``.
-      solver: ``"pav"`` (exact) or ``"dykstra"`` (parallel, approximate, ``p = 2`` only).
-      max_iter, tol: Dykstra's sweep limit and tolerance.
-
-    Returns:
-      The soft mask, the shape and dtype of ``x``.
-
-    Example:
-      >>> import torch
-      >>> from softorder.torch import soft_topk_mask
-      >>> soft_topk_mask(torch.tensor([-5.0, -2.0, 3.0, 1.0]), 2, regularization_strength=0.01)
-      tensor([0., 0., 1., 1.])
-
-    References:
-      Sander, Puigcerver, Djolonga, Peyré, Blondel. Fast, Differentiable and Sparse Top-k: a
-      Convex Analysis Perspective. ICML 2023.
-    """
-    x = _as_float_tensor(x)
-    spec, exact2 = _topk_spec("topk_mask", x, k, dim, regularization_strength, p, solver,
-                              max_iter, tol)
-    return _run(x, dim, spec, exact2)
-
-
-def soft_topk_magnitude(x, k, *, dim=-1, regularization_strength=1.0, p=4 / 3, solver="pav",
-                        max_iter=1000, tol=1e-9):
-    r"""Sparse soft top-k in magnitude along ``dim`` (`softorder.numpy.soft_topk_magnitude`).
-
-    The hard operator is :math:`x \odot \mathrm{topk\_mask}(|x|)`; the soft one is
-    :math:`y = u + \nabla R(u)`, :math:`u = \arg\max_u \langle u, x\rangle - f^*(u) - R(u)`,
-    :math:`R = \frac{\lambda}{p}\|\cdot\|_p^p`. Entries outside the soft support are exactly 0.
-
-    Args:
-      x: floating tensor ``[..., n, ...]``.
-      k: how many entries to keep, ``0 <= k <= n``.
-      dim: the dimension to select along (default last).
-      regularization_strength: :math:`\lambda > 0`.
-      p: the norm exponent, ``p > 1``.
-      solver: ``"pav"`` (exact) or ``"dykstra"`` (``p = 2`` only).
-      max_iter, tol: Dykstra's sweep limit and tolerance.
-
-    Returns:
-      The shape and dtype of ``x``.
-
-    Example:
-      >>> import torch
-      >>> from softorder.torch import soft_topk_magnitude
-      >>> x = torch.tensor([-5.0, -2.0, 3.0, 1.0], dtype=torch.float64)
-      >>> soft_topk_magnitude(x, 2, regularization_strength=0.01).round(decimals=6)
-      tensor([-5.,  0.,  3.,  0.], dtype=torch.float64)
-    """
-    x = _as_float_tensor(x)
-    spec, exact2 = _topk_spec("topk_magnitude", x, k, dim, regularization_strength, p, solver,
-                              max_iter, tol)
-    return _run(x, dim, spec, exact2)
-
-
-# --------------------------------------------------------------------------------------------
-# Isotonic regression: PAV gives the value and the integer blocks; the derivatives (all orders)
-# come from autograd on the closed form v_B = sum_B c y / sum_B c over those fixed blocks.
+# Isotonic regression: the registry operator (two inputs, y and the weights) run outside the
+# kernels over `_ISOTONIC_XP`, whose PAV alone is an opaque custom operator; the rest of its row
+# function (segment sums) is torch code that autograd and Dynamo see.
 
 
 class IsotonicResult(tuple):
@@ -656,82 +699,56 @@ class IsotonicResult(tuple):
     block = property(lambda self: self[1])
 
 
-def _isotonic_impl(y, c, increasing):
-    m, n = y.shape
-    rdt = _res_dtype(y)
+def _pav_impl(s, w, cw, kind, r, lam, write_v, need_beta):
+    m, n = s.shape
     if m == 0 or n == 0:
-        return (torch.empty((m, n), dtype=rdt, device=y.device),
-                torch.empty((m, n), dtype=torch.int32, device=y.device))
-    yd = y.detach().to(rdt).contiguous()
-    cd = c.detach().to(rdt).contiguous()
-    if not bool((cd > 0).all()):  # checked here, on the data, also under vmap and compile
+        return _pav_fake(s, need_beta)
+    if not bool((cw > 0).all()):  # checked here, on the data, also under vmap and compile
         raise ValueError("sample_weight must be positive.")
-    target = -yd if increasing else yd
-    zero = torch.zeros_like(yd)
-    if _device_path(y):
-        v, _, _, _, block = TORCH.pav(target, zero, cd, _pav.KIND_L2, 1.0, 1.0, True, False)
-    else:
-        v, _, _, _, block = (torch.from_numpy(np.asarray(a)) for a in _pav.pav_batch(
-            target.numpy(), zero.numpy(), cd.numpy(), _pav.KIND_L2, 1.0, 1.0, True, False))
-    v = -v if increasing else v
-    return v.to(rdt).contiguous(), block.to(torch.int32).contiguous()
+    out = TORCH.pav(s, w, cw, kind, r, lam, write_v, need_beta)
+    beta = out[3] if need_beta else s.new_empty((m, 0))  # [m, 0] unless asked for
+    return tuple(_fresh([t.to(s.dtype) for t in (*out[:3], beta)] + [out[4].to(torch.int32)]))
 
 
-@torch.library.custom_op("softorder::isotonic_pav", mutates_args=())
-def _isotonic_op(y: torch.Tensor, c: torch.Tensor, increasing: bool
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    return _isotonic_impl(y, c, increasing)
+def _pav_fake(s, need_beta):
+    m, n = s.shape
+    e = lambda dt, cols=n: s.new_empty((m, cols), dtype=dt)
+    return e(s.dtype), e(s.dtype), e(s.dtype), e(s.dtype, n if need_beta else 0), e(torch.int32)
+
+
+@_custom_op("softorder::isotonic_pav", "(Tensor s, Tensor w, Tensor cw, int kind, float r, "
+            "float lam, bool write_v, bool need_beta) -> (Tensor, Tensor, Tensor, Tensor, Tensor)")
+def _isotonic_op(s, w, cw, kind, r, lam, write_v, need_beta):
+    return _pav_impl(s, w, cw, kind, r, lam, write_v, need_beta)
 
 
 @_isotonic_op.register_fake
-def _(y, c, increasing):
-    return y.new_empty(y.shape, dtype=_res_dtype(y)), y.new_empty(y.shape, dtype=torch.int32)
+def _(s, w, cw, kind, r, lam, write_v, need_beta):
+    return _pav_fake(s, need_beta)
 
 
-@torch.library.register_vmap("softorder::isotonic_pav")
-def _(info, in_dims, y, c, increasing):
-    yr, m = _batched_rows(y, in_dims[0], info.batch_size)
-    cr, _ = _batched_rows(c, in_dims[1], info.batch_size)
-    v, block = _isotonic_op(yr, cr, increasing)
-    return (v.reshape(info.batch_size, m, -1), block.reshape(info.batch_size, m, -1)), (0, 0)
+torch.library.register_vmap("softorder::isotonic_pav", _vmap_rule(_isotonic_op))
 
 
-def _block_sums(vals, block):
-    """Per-position sum of ``vals`` over its block (row-global segment ids, ``index_add``)."""
-    m, n = vals.shape
-    gid = (torch.arange(m, device=vals.device)[:, None] * n + block.to(torch.int64)).reshape(-1)
-    sums = torch.zeros(m * n, dtype=vals.dtype, device=vals.device).index_add(
-        0, gid, vals.reshape(-1))
-    return sums[gid].reshape(m, n)
+class _IsotonicBackend(type(TORCH)):
+    """`TORCH` with PAV through ``softorder::isotonic_pav`` (its weights ``cw`` are the sample
+    weights, checked positive there): the solver is opaque to autograd and Dynamo (its values
+    and integer blocks carry no derivative), everything else in the row function is traced."""
+
+    def pav(self, s, w, cw, kind, r, lam, write_v, need_beta):
+        args = (s.detach(), w.detach().expand(s.shape).contiguous(), cw.detach(), int(kind),
+                float(r), float(lam), bool(write_v), bool(need_beta))
+        return (_pav_impl if _plain_eager(*args[:3]) else _isotonic_op)(*args)
 
 
-def isotonic_regression(y, *, sample_weight=None, y_min=None, y_max=None, increasing=True,
-                        dim=-1, return_blocks=False):
-    r"""Least-squares isotonic regression along ``dim`` (`softorder.isotonic`), differentiable.
+_ISOTONIC_XP = _IsotonicBackend()
 
-    .. math::
 
-        \min_{v_1 \le \dots \le v_n} \sum_i c_i (y_i - v_i)^2,\qquad
-        y_{\min} \le v_i \le y_{\max}.
-
-    PAV gives the solution and its blocks; on each block :math:`v_B = \sum_B c_j y_j / \sum_B
-    c_j`, so derivatives in ``y`` and ``sample_weight`` (every order, forward and reverse mode)
-    follow from that closed form with the blocks held fixed (0 where a bound is active).
-
-    Args:
-      y: floating tensor ``[..., n, ...]``.
-      sample_weight: positive weights, the shape of ``y`` (default ones).
-      y_min, y_max: optional bounds (Python numbers).
-      increasing: the direction of the order constraint.
-      dim: the dimension of the sequences.
-      return_blocks: also return the int32 block ids (an `IsotonicResult`).
-
-    Example:
-      >>> import torch
-      >>> from softorder.torch import isotonic_regression
-      >>> isotonic_regression(torch.tensor([1.0, 3.0, 2.0, 4.0]))
-      tensor([1.0000, 2.5000, 2.5000, 4.0000])
-    """
+def isotonic_regression(y: torch.Tensor, *, sample_weight: torch.Tensor | None = None,
+                        y_min: float | None = None, y_max: float | None = None,
+                        increasing: bool = True, dim: int = -1,
+                        return_blocks: bool = False) -> torch.Tensor | IsotonicResult:
+    op = R.get("isotonic_regression")
     y = _as_float_tensor(y, "y")
     ax = V.check_axis(dim, y.ndim, y.shape, "dim")
     if sample_weight is not None:
@@ -739,30 +756,34 @@ def isotonic_regression(y, *, sample_weight=None, y_min=None, y_max=None, increa
         if w.shape != y.shape:
             raise ValueError(
                 f"sample_weight must have the shape of y {tuple(y.shape)}; got {tuple(w.shape)}.")
-    lo = None if y_min is None else float(_static_number(y_min, "y_min"))
-    hi = None if y_max is None else float(_static_number(y_max, "y_max"))
+    opts = op.make_options(increasing=increasing, y_min=_static_number(y_min, "y_min"),
+                           y_max=_static_number(y_max, "y_max"))
     ym = y.movedim(ax, -1)
     shape = ym.shape
-    n = shape[-1]
-    m = math.prod(shape[:-1])
     rdt = _res_dtype(y)
-    y2 = ym.reshape(m, n).to(rdt)
+    y2 = ym.reshape(math.prod(shape[:-1]), shape[-1]).to(rdt)
     c2 = (torch.ones_like(y2) if sample_weight is None
-          else w.movedim(ax, -1).reshape(m, n).to(rdt))
-    yd, cd = y2.detach(), c2.detach()
-    iso = _isotonic_impl if _plain_eager(yd, cd) else _isotonic_op
-    v, block = iso(yd, cd, bool(increasing))
-    # The value is PAV's; the derivatives are those of the closed form on the fixed blocks.
-    rec = _block_sums(c2 * y2, block) / _block_sums(c2, block)
-    out = v + (rec - rec.detach())
-    if lo is not None or hi is not None:
-        clipped = v.clamp(lo, hi)
-        free = (v > (-math.inf if lo is None else lo)) & (v < (math.inf if hi is None else hi))
-        out = torch.where(free, out, clipped)
+          else w.movedim(ax, -1).reshape(y2.shape).to(rdt))
+    v, (jy, _) = op.rows((y2, c2), None, opts, _ISOTONIC_XP)
+    # The value and the blocks are the operator's. Its BlockJacobians are first-order
+    # residuals; on the fixed blocks v is the closed form v_B = sum_B c y / sum_B c (the bound
+    # where one is active: jy.b = 0 there), which autograd differentiates to every order, in
+    # both inputs, with the same first derivatives.
+    seg = TORCH.segment_sum
+    rec = jy.b * seg(c2 * y2, jy.block) / seg(c2, jy.block)
+    out = v.detach() + (rec - rec.detach())
     sol = out.to(y.dtype).reshape(shape).movedim(-1, ax)
     if return_blocks:
-        return IsotonicResult(sol, block.reshape(shape).movedim(-1, ax))
+        return IsotonicResult(sol, jy.block.reshape(shape).movedim(-1, ax))
     return sol
+
+
+isotonic_regression.__doc__ = R.docstring("isotonic_regression", "torch", """
+>>> import torch
+>>> from softorder.torch import isotonic_regression
+>>> isotonic_regression(torch.tensor([1.0, 3.0, 2.0, 4.0]))
+tensor([1.0000, 2.5000, 2.5000, 4.0000])
+""")
 
 
 # --------------------------------------------------------------------------------------------
@@ -788,7 +809,7 @@ def hard_topk_mask(x, k, *, dim=-1):
     """1 on the ``k`` largest entries along ``dim`` (ties by position), else 0."""
     x = _as_float_tensor(x)
     ax = V.check_axis(dim, x.ndim, x.shape, "dim")
-    k = V.check_k(_static_number(k, "k"), x.shape[ax], tuple(x.shape), dim)
+    k = V.check_k(_static_number(k, "k", "int"), x.shape[ax], tuple(x.shape), dim)
     order = torch.argsort(x, dim=ax, descending=True, stable=True)
     ranks = torch.argsort(order, dim=ax)
     return (ranks < k).to(x.dtype)

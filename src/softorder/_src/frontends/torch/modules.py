@@ -1,4 +1,9 @@
-"""``torch.nn.Module`` wrappers: they hold the hyperparameters and call `softorder.torch`."""
+"""``torch.nn.Module`` wrappers: they hold the hyperparameters and call `softorder.torch`.
+
+``regularization_strength`` may be a Python number or a 0-d tensor, e.g. a
+``torch.nn.Parameter`` (a learned strength: it gets a gradient) or a buffer updated by a
+schedule (no recompilation under ``torch.compile``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,12 @@ import torch
 from . import frontend as F
 
 __all__ = ["SoftSort", "SoftRank", "SoftTopKMask", "SoftTopKMagnitude"]
+
+
+def _show(strength):
+    if isinstance(strength, torch.Tensor) and strength.dim() == 0 and not strength.is_meta:
+        return f"{float(strength.detach()):.4g}"
+    return f"{strength}"
 
 
 class SoftSort(torch.nn.Module):
@@ -21,24 +32,28 @@ class SoftSort(torch.nn.Module):
 
     _fn = staticmethod(F.soft_sort)
 
-    def __init__(self, dim=-1, descending=False, regularization="l2",
-                 regularization_strength=1.0, p=4 / 3):
+    def __init__(self, dim: int = -1, descending: bool = False, regularization: str = "l2",
+                 regularization_strength: F.Strength = 1.0, p: float = 4 / 3,
+                 straight_through: bool = False):
         super().__init__()
         self.dim = dim
         self.descending = descending
         self.regularization = regularization
         self.regularization_strength = regularization_strength
         self.p = p
+        self.straight_through = straight_through
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._fn(x, dim=self.dim, descending=self.descending,
                         regularization=self.regularization,
-                        regularization_strength=self.regularization_strength, p=self.p)
+                        regularization_strength=self.regularization_strength, p=self.p,
+                        straight_through=self.straight_through)
 
     def extra_repr(self):
         return (f"dim={self.dim}, descending={self.descending}, "
                 f"regularization={self.regularization!r}, "
-                f"regularization_strength={self.regularization_strength}, p={self.p:.4g}")
+                f"regularization_strength={_show(self.regularization_strength)}, "
+                f"p={self.p:.4g}, straight_through={self.straight_through}")
 
 
 class SoftRank(SoftSort):
@@ -66,8 +81,9 @@ class SoftTopKMask(torch.nn.Module):
 
     _fn = staticmethod(F.soft_topk_mask)
 
-    def __init__(self, k, dim=-1, regularization_strength=1.0, p=4 / 3, solver="pav",
-                 max_iter=1000, tol=1e-9):
+    def __init__(self, k: int, dim: int = -1, regularization_strength: F.Strength = 1.0,
+                 p: float = 4 / 3, solver: str = "pav", max_iter: int = 1000,
+                 tol: float = 1e-9, straight_through: bool = False):
         super().__init__()
         self.k = k
         self.dim = dim
@@ -76,16 +92,19 @@ class SoftTopKMask(torch.nn.Module):
         self.solver = solver
         self.max_iter = max_iter
         self.tol = tol
+        self.straight_through = straight_through
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._fn(x, self.k, dim=self.dim,
                         regularization_strength=self.regularization_strength, p=self.p,
-                        solver=self.solver, max_iter=self.max_iter, tol=self.tol)
+                        solver=self.solver, max_iter=self.max_iter, tol=self.tol,
+                        straight_through=self.straight_through)
 
     def extra_repr(self):
         return (f"k={self.k}, dim={self.dim}, "
-                f"regularization_strength={self.regularization_strength}, p={self.p:.4g}, "
-                f"solver={self.solver!r}")
+                f"regularization_strength={_show(self.regularization_strength)}, "
+                f"p={self.p:.4g}, solver={self.solver!r}, "
+                f"straight_through={self.straight_through}")
 
 
 class SoftTopKMagnitude(SoftTopKMask):
