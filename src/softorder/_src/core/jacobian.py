@@ -25,6 +25,7 @@ from numba import prange
 
 from .._numba import njit
 from ..isotonic.pav import use_parallel
+from .backend import NUMPY
 
 
 class BlockJacobian(NamedTuple):
@@ -159,8 +160,6 @@ def apply(jac: BlockJacobian, tangent, *, transpose: bool = False, xp=None):
     which compute the same map in one pass per row (tested equal). ``in_perm``/``out_perm``
     of None mean the identity.
     """
-    from .backend import NUMPY
-
     if xp is None or xp is NUMPY:
         if jac.in_perm is None:
             ident = NUMPY.identity_perm(jac.a)
