@@ -62,9 +62,12 @@ class Adapter:
         return np.asarray(t)
 
     def call(self, op, x, *args, axis=-1, **kw):
-        """The framework's ``op`` on ``x`` (NumPy arrays are converted, keeping the dtype)."""
+        """The framework's ``op`` on ``x`` (NumPy arrays are converted, keeping the dtype, and
+        so is a NumPy ``sample_weight``)."""
         if isinstance(x, np.ndarray):
             x = self.to_native(x)
+        if isinstance(kw.get("sample_weight"), np.ndarray):
+            kw["sample_weight"] = self.to_native(kw["sample_weight"])
         return getattr(self.module, op)(x, *args, **self.kw(axis, kw))
 
     def __call__(self, op, x, *args, axis=-1, **kw) -> np.ndarray:
@@ -76,9 +79,13 @@ class NumpyAdapter(Adapter):
 
     @functools.cached_property
     def module(self):
+        import types
+
+        import softorder.isotonic as sis
         import softorder.numpy as snp
 
-        return snp
+        # softorder.numpy, plus the NumPy isotonic_regression (in softorder.isotonic).
+        return types.SimpleNamespace(**vars(snp), isotonic_regression=sis.isotonic_regression)
 
     def to_native(self, a, dtype=None):
         return np.asarray(a, dtype=dtype)
