@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 
 from softorder._src.core import ops  # noqa: E402
 from softorder._src.core.backend import NUMPY  # noqa: E402
+from softorder._src.core.dykstra import block_alpha, dykstra_decreasing  # noqa: E402
 from softorder._src.core.jacobian import jvp_rows, vjp_rows  # noqa: E402
 from softorder._src.frontends.torch.backend import (  # noqa: E402
     TORCH,
@@ -22,7 +23,6 @@ from softorder._src.frontends.torch.backend import (  # noqa: E402
     vjp_rows_torch,
 )
 from softorder._src.isotonic import pav as P  # noqa: E402
-from softorder._src.isotonic.dykstra import block_alpha, dykstra_decreasing  # noqa: E402
 
 OPS = {
     "rank_l2": lambda xp, a: ops.soft_rank_rows(a, 0.7, False, "l2", xp=xp),

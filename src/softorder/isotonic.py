@@ -8,10 +8,12 @@ from ._src.core.isotonic_api import (
     isotonic_magnitude,
     isotonic_pnorm,
     isotonic_regression,
+    isotonic_regression_fwd,
 )
 
 __all__ = [
     "isotonic_regression",
+    "isotonic_regression_fwd",
     "isotonic_kl",
     "isotonic_pnorm",
     "isotonic_magnitude",

@@ -9,9 +9,9 @@ from numpy.testing import assert_allclose
 
 import softorder.jax as sj
 import softorder.numpy as snp
+from softorder._src.core.dykstra import dykstra_decreasing
 from softorder._src.frontends.jax.backend import dykstra_jax, find_blocks
 from softorder._src.isotonic import pav
-from softorder._src.isotonic.dykstra import dykstra_decreasing
 
 
 @pytest.mark.parametrize("name", ALL_CASES)

@@ -15,8 +15,6 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..isotonic import pav as _pav
-from ..isotonic.dykstra import block_alpha as _block_alpha
-from ..isotonic.dykstra import dykstra_decreasing
 
 Array = Any  # an [m, n] array of the backend's own type (ndarray, torch.Tensor, jax.Array, ...)
 
@@ -42,12 +40,34 @@ class Backend(Protocol):
             write_v: bool, need_beta: bool) -> tuple[Array, Array, Array, Array, Array]:
         """Decreasing isotonic regression (`isotonic.pav`): ``(out, d, alpha, beta, block)``."""
 
-    def dykstra(self, y: Array, weights: Array, max_iter: int, tol: float) -> tuple[Array, Array]:
-        """Weighted l2 decreasing isotonic regression by Dykstra: ``(solution, block)``."""
+    # Reductions and control flow (Dykstra, `core.dykstra`, is written with these).
+    def row_max(self, a: Array) -> Array:
+        """Per-row maximum, ``[m, 1]`` (``-inf`` for empty rows)."""
 
-    def block_alpha(self, block: Array, weights: Array) -> Array:
-        """``weights / (block sum of weights)``."""
+    def row_any(self, a: Array) -> Array:
+        """Per-row any of a boolean array, ``[m, 1]``."""
 
+    def all(self, a: Array) -> Any:
+        """Whether every entry is true (a Python bool, or a 0-d array under tracing)."""
+
+    def max(self, a: Array) -> Any:
+        """The largest entry (a scalar)."""
+
+    def cumsum_int32(self, a: Array) -> Array:
+        """Cumulative sum along the last axis, as int32."""
+
+    def while_loop(self, cond: Any, body: Any, state: tuple) -> tuple:
+        """``while cond(state): state = body(state)`` (JAX: ``lax.while_loop``)."""
+
+    def interleave(self, a: Array, b: Array) -> Array:
+        """``[a0, b0, a1, b1, ...]`` along the last axis (a and b of one shape)."""
+
+    def concat(self, parts: list) -> Array:
+        """Concatenation along the last axis."""
+
+    def isnan(self, a: Array) -> Array: ...
+    def maximum(self, a: Array, b: Any) -> Array: ...
+    def minimum(self, a: Array, b: Any) -> Array: ...
     def rho(self, like: Array) -> Array: ...
     def topk_weights(self, like: Array, k: int) -> Array: ...
     def identity_perm(self, like: Array) -> Array: ...
@@ -92,13 +112,42 @@ class NumpyBackend:
         return _pav.pav_batch(s, w, cw, kind, r, lam, write_v, need_beta)
 
     @staticmethod
-    def dykstra(y, weights, max_iter, tol):
-        st = dykstra_decreasing(y, weights, max_iter=max_iter, tol=tol)
-        return st.solution, st.block
+    def row_max(a):
+        return np.max(a, axis=-1, keepdims=True, initial=-np.inf)
 
     @staticmethod
-    def block_alpha(block, weights):
-        return _block_alpha(block, weights)
+    def row_any(a):
+        return np.any(a, axis=-1, keepdims=True)
+
+    @staticmethod
+    def all(a):
+        return bool(np.all(a))
+
+    @staticmethod
+    def max(a):
+        return float(np.max(a))
+
+    @staticmethod
+    def cumsum_int32(a):
+        return np.cumsum(a, axis=-1, dtype=np.int32)
+
+    @staticmethod
+    def interleave(a, b):
+        return np.stack([a, b], axis=-1).reshape(*a.shape[:-1], 2 * a.shape[-1])
+
+    @staticmethod
+    def concat(parts):
+        return np.concatenate(parts, axis=-1)
+
+    @staticmethod
+    def while_loop(cond, body, state):
+        while cond(state):
+            state = body(state)
+        return state
+
+    isnan = staticmethod(np.isnan)
+    maximum = staticmethod(np.maximum)
+    minimum = staticmethod(np.minimum)
 
     @staticmethod
     def rho(like):

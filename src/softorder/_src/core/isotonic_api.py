@@ -13,8 +13,9 @@ from typing import NamedTuple
 import numpy as np
 
 from ..isotonic import pav
-from ..isotonic.dykstra import dykstra_decreasing
+from . import registry as R
 from . import validation as V
+from .dykstra import dykstra_decreasing
 
 
 class IsotonicResult(NamedTuple):
@@ -78,22 +79,28 @@ def isotonic_regression(y, *, sample_weight=None, y_min=None, y_max=None, increa
       >>> isotonic_regression(np.array([1.0, 3.0, 2.0, 4.0]))
       array([1. , 2.5, 2.5, 4. ])
     """
+    res = isotonic_regression_fwd(y, sample_weight=sample_weight, y_min=y_min, y_max=y_max,
+                                  increasing=increasing, axis=axis)
+    sol, block = res[0], res[2]
+    return IsotonicResult(sol, block) if return_blocks else sol
+
+
+def isotonic_regression_fwd(y, *, sample_weight=None, y_min=None, y_max=None, increasing=True,
+                            axis=-1):
+    """`isotonic_regression`, its `Residuals` for `softorder.numpy.jvp`/`vjp` (two inputs:
+    ``y`` and ``sample_weight``; `vjp` returns ``(y_bar, sample_weight_bar)``) and the blocks."""
+    from .ops import Residuals  # the NumPy API's residual layout
+
+    op = R.get("isotonic_regression")
+    opts = op.make_options(increasing=increasing, y_min=y_min, y_max=y_max)
     y, ax, y2, c2, shape = _inputs(y, sample_weight, axis, "sample_weight")
     if c2 is None:
         c2 = np.ones_like(y2)
     elif np.any(~(c2 > 0)):
         raise ValueError("sample_weight must be positive.")
-    target = -y2 if increasing else y2
-    v, _, _, _, block = pav.pav_batch(target, np.zeros_like(y2), c2, pav.KIND_L2, 1.0, 1.0,
-                                      True, False)
-    if increasing:
-        v = -v
-    if y_min is not None or y_max is not None:
-        v = np.clip(v, y_min, y_max)
-    sol = _back(v, shape, ax, y.dtype)
-    if return_blocks:
-        return IsotonicResult(sol, _back(block, shape, ax))
-    return sol
+    v, jacs = op.rows((y2, c2), None, opts, R.NUMPY)
+    block = _back(jacs[0].block, shape, ax)
+    return _back(v, shape, ax, y.dtype), Residuals(jacs, ax, shape, y.dtype), block
 
 
 def isotonic_kl(s, w, *, axis=-1):

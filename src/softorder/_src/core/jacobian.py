@@ -110,12 +110,32 @@ def _out_perm(jac):
     return jac.out_perm, True
 
 
+def _checked(jac: BlockJacobian, t, name):
+    """``t`` as C-contiguous float64 ``[m, n]``, after checking it and the residuals against
+    each other: the kernels index with ``in_perm``/``out_perm``/``block`` without bounds
+    checks, so a mismatch must never reach them."""
+    t = np.asarray(t)
+    if np.iscomplexobj(t):
+        raise TypeError(f"{name} must be real, got dtype {t.dtype} (shape {t.shape})")
+    if not (np.issubdtype(t.dtype, np.floating) or np.issubdtype(t.dtype, np.integer)
+            or t.dtype == np.bool_):
+        raise TypeError(f"{name} must be a real array, got dtype {t.dtype} (shape {t.shape})")
+    shape = jac.a.shape
+    if t.shape != shape:
+        raise ValueError(f"{name} has shape {t.shape}; the residuals are for shape {shape}")
+    for field in ("in_perm", "out_perm", "block", "b", "c"):
+        arr = getattr(jac, field)
+        if arr is not None and arr.shape != shape:
+            raise ValueError(f"residual {field} has shape {arr.shape}, expected {shape}")
+    return np.ascontiguousarray(t, np.float64)
+
+
 def jvp_rows(jac: BlockJacobian, x_dot):
     """Tangent of the output for the input tangent ``x_dot`` (``[m, n]``), in O(n) per row."""
     out_perm, has_out = _out_perm(jac)
-    x_dot = np.ascontiguousarray(x_dot, np.float64)
-    out = np.empty(jac.a.shape)
-    run = _jvp_par if use_parallel(*out.shape) else _jvp_ser
+    x_dot = _checked(jac, x_dot, "tangent")
+    out: np.ndarray = np.empty(jac.a.shape)
+    run = _jvp_par if use_parallel(out.shape[0], out.shape[1]) else _jvp_ser
     run(x_dot, jac.in_perm, out_perm, has_out, jac.block, jac.a, jac.b, jac.c, out)
     return out
 
@@ -123,9 +143,9 @@ def jvp_rows(jac: BlockJacobian, x_dot):
 def vjp_rows(jac: BlockJacobian, y_bar):
     """Cotangent of the input for the output cotangent ``y_bar`` (``[m, n]``), in O(n) per row."""
     out_perm, has_out = _out_perm(jac)
-    y_bar = np.ascontiguousarray(y_bar, np.float64)
-    out = np.empty(jac.a.shape)
-    run = _vjp_par if use_parallel(*out.shape) else _vjp_ser
+    y_bar = _checked(jac, y_bar, "cotangent")
+    out: np.ndarray = np.empty(jac.a.shape)
+    run = _vjp_par if use_parallel(out.shape[0], out.shape[1]) else _vjp_ser
     run(y_bar, jac.in_perm, out_perm, has_out, jac.block, jac.a, jac.b, jac.c, out)
     return out
 

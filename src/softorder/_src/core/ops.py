@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import registry as R
 from . import validation as V
@@ -111,7 +112,7 @@ def _check_tangent(res: Residuals, t, name):
     return t
 
 
-def jvp(res: Residuals, *tangents):
+def jvp(res: Residuals, *tangents: ArrayLike) -> np.ndarray:
     """Forward-mode derivative: the output tangent for one tangent per differentiable input.
 
     O(n) per row: gathers and block sums with the saved permutations and block ids.
@@ -126,7 +127,7 @@ def jvp(res: Residuals, *tangents):
     return _from_rows(total, res.shape, res.axis, res.dtype)
 
 
-def vjp(res: Residuals, y_bar):
+def vjp(res: Residuals, y_bar: ArrayLike) -> np.ndarray | tuple[np.ndarray, ...]:
     """Reverse-mode derivative: the input cotangent(s) for the output cotangent ``y_bar``.
 
     Returns one array, or a tuple of arrays for functions of several inputs.
@@ -150,57 +151,67 @@ def _call(name, x, k, axis, strength, **options):
     return _from_rows(y2, shape, ax, x.dtype), Residuals((jac,), ax, shape, x.dtype)
 
 
-def soft_rank_fwd(x, *, axis=-1, descending=False, regularization="l2",
-                  regularization_strength=1.0, p=4 / 3, straight_through=False):
+def soft_rank_fwd(x: ArrayLike, *, axis: int = -1, descending: bool = False,
+                  regularization: str = "l2", regularization_strength: ArrayLike = 1.0,
+                  p: float = 4 / 3, straight_through: bool = False
+                  ) -> tuple[np.ndarray, Residuals]:
     """`soft_rank` and its `Residuals` (for `jvp` / `vjp`)."""
     return _call("soft_rank", x, None, axis, regularization_strength, descending=descending,
                  regularization=regularization, p=p, straight_through=straight_through)
 
 
-def soft_rank(x, *, axis=-1, descending=False, regularization="l2",
-              regularization_strength=1.0, p=4 / 3, straight_through=False):
+def soft_rank(x: ArrayLike, *, axis: int = -1, descending: bool = False,
+              regularization: str = "l2", regularization_strength: ArrayLike = 1.0,
+              p: float = 4 / 3, straight_through: bool = False) -> np.ndarray:
     return soft_rank_fwd(x, axis=axis, descending=descending, regularization=regularization,
                          regularization_strength=regularization_strength, p=p,
                          straight_through=straight_through)[0]
 
 
-def soft_sort_fwd(x, *, axis=-1, descending=False, regularization="l2",
-                  regularization_strength=1.0, p=4 / 3, straight_through=False):
+def soft_sort_fwd(x: ArrayLike, *, axis: int = -1, descending: bool = False,
+                  regularization: str = "l2", regularization_strength: ArrayLike = 1.0,
+                  p: float = 4 / 3, straight_through: bool = False
+                  ) -> tuple[np.ndarray, Residuals]:
     """`soft_sort` and its `Residuals` (for `jvp` / `vjp`)."""
     return _call("soft_sort", x, None, axis, regularization_strength, descending=descending,
                  regularization=regularization, p=p, straight_through=straight_through)
 
 
-def soft_sort(x, *, axis=-1, descending=False, regularization="l2",
-              regularization_strength=1.0, p=4 / 3, straight_through=False):
+def soft_sort(x: ArrayLike, *, axis: int = -1, descending: bool = False,
+              regularization: str = "l2", regularization_strength: ArrayLike = 1.0,
+              p: float = 4 / 3, straight_through: bool = False) -> np.ndarray:
     return soft_sort_fwd(x, axis=axis, descending=descending, regularization=regularization,
                          regularization_strength=regularization_strength, p=p,
                          straight_through=straight_through)[0]
 
 
-def soft_topk_mask_fwd(x, k, *, axis=-1, regularization_strength=1.0, p=4 / 3, solver="pav",
-                       max_iter=1000, tol=1e-9, straight_through=False):
+def soft_topk_mask_fwd(x: ArrayLike, k: int, *, axis: int = -1, regularization_strength: ArrayLike = 1.0,
+                       p: float = 4 / 3, solver: str = "pav", max_iter: int = 1000, tol: float = 1e-9,
+                       straight_through: bool = False) -> tuple[np.ndarray, Residuals]:
     """`soft_topk_mask` and its `Residuals` (for `jvp` / `vjp`)."""
     return _call("soft_topk_mask", x, k, axis, regularization_strength, p=p, solver=solver,
                  max_iter=max_iter, tol=tol, straight_through=straight_through)
 
 
-def soft_topk_mask(x, k, *, axis=-1, regularization_strength=1.0, p=4 / 3, solver="pav",
-                   max_iter=1000, tol=1e-9, straight_through=False):
+def soft_topk_mask(x: ArrayLike, k: int, *, axis: int = -1, regularization_strength: ArrayLike = 1.0,
+                   p: float = 4 / 3, solver: str = "pav", max_iter: int = 1000, tol: float = 1e-9,
+                   straight_through: bool = False) -> np.ndarray:
     return soft_topk_mask_fwd(x, k, axis=axis, regularization_strength=regularization_strength,
                               p=p, solver=solver, max_iter=max_iter, tol=tol,
                               straight_through=straight_through)[0]
 
 
-def soft_topk_magnitude_fwd(x, k, *, axis=-1, regularization_strength=1.0, p=4 / 3,
-                            solver="pav", max_iter=1000, tol=1e-9, straight_through=False):
+def soft_topk_magnitude_fwd(x: ArrayLike, k: int, *, axis: int = -1, regularization_strength: ArrayLike = 1.0,
+                            p: float = 4 / 3, solver: str = "pav", max_iter: int = 1000, tol: float = 1e-9,
+                            straight_through: bool = False) -> tuple[np.ndarray, Residuals]:
     """`soft_topk_magnitude` and its `Residuals` (for `jvp` / `vjp`)."""
     return _call("soft_topk_magnitude", x, k, axis, regularization_strength, p=p,
                  solver=solver, max_iter=max_iter, tol=tol, straight_through=straight_through)
 
 
-def soft_topk_magnitude(x, k, *, axis=-1, regularization_strength=1.0, p=4 / 3, solver="pav",
-                        max_iter=1000, tol=1e-9, straight_through=False):
+def soft_topk_magnitude(x: ArrayLike, k: int, *, axis: int = -1, regularization_strength: ArrayLike = 1.0,
+                        p: float = 4 / 3, solver: str = "pav", max_iter: int = 1000, tol: float = 1e-9,
+                        straight_through: bool = False) -> np.ndarray:
     return soft_topk_magnitude_fwd(
         x, k, axis=axis, regularization_strength=regularization_strength, p=p, solver=solver,
         max_iter=max_iter, tol=tol, straight_through=straight_through)[0]

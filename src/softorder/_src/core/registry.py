@@ -30,10 +30,12 @@ from typing import Any
 
 import numpy as np
 
+from ..isotonic import pav
 from ..isotonic.regularizers import KIND_MAG, exponent_r, is_quadratic, kind_for, phi
 from . import fused
 from . import validation as V
 from .backend import NUMPY
+from .dykstra import block_alpha, dykstra_decreasing
 from .jacobian import BlockJacobian, apply
 from .projection import project_rows, scale_input
 
@@ -101,7 +103,31 @@ class TopKOptions:
         return exponent_r(self.p) == 1.0
 
 
-Options = SortOptions | TopKOptions
+@dataclass(frozen=True)
+class IsotonicOptions:
+    """Options of (weighted, bounded) least-squares isotonic regression."""
+
+    increasing: bool = True
+    y_min: float | None = None
+    y_max: float | None = None
+
+    @classmethod
+    def make(cls, *, increasing=True, y_min=None, y_max=None, **_ignored) -> IsotonicOptions:
+        lo = None if y_min is None else V.check_real(y_min, "y_min")
+        hi = None if y_max is None else V.check_real(y_max, "y_max")
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"y_min must be <= y_max; got y_min={y_min!r}, y_max={y_max!r}.")
+        return cls(V.check_bool(increasing, "increasing"), lo, hi)
+
+    straight_through = False
+
+    @property
+    def exact_second_order(self) -> bool:
+        """In ``y``: the residuals depend on the weights only (second order in y is 0)."""
+        return True
+
+
+Options = SortOptions | TopKOptions | IsotonicOptions
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,12 +188,13 @@ def topk_mask_rows(x, strength, o: TopKOptions, xp=NUMPY):
         w = xp.topk_weights(x, o.k)
         perm = xp.argsort_desc(z)
         s = xp.take(z, perm)
-        v, block = xp.dykstra(s - w, xp.ones_like(s), o.max_iter, o.tol)
+        st = dykstra_decreasing(s - w, xp.ones_like(s), max_iter=o.max_iter, tol=o.tol, xp=xp)
+        v, block = st.solution, st.block
         ys = s - v
         y = xp.put(ys, perm)
         # 0, or NaN on a row holding NaN (Dykstra makes that whole row NaN): its gradient too.
         ones = xp.ones_like(s) + ys * 0.0
-        alpha = xp.block_alpha(block, ones)
+        alpha = block_alpha(block, ones, xp)
         jac = BlockJacobian(perm, perm, block, ones / strength, -ones, alpha / strength)
     if o.straight_through:
         y = xp.put(xp.topk_weights(x, o.k) + 0.0 * jac.a, jac.in_perm)
@@ -192,11 +219,12 @@ def topk_magnitude_rows(x, strength, o: TopKOptions, xp=NUMPY):
                                            False)
         else:
             omega = 1.0 + lam * w  # weighted isotonic: weights 1/lam + w, targets s/(1+lam w)
-            v, block = xp.dykstra(s / omega, omega, o.max_iter, o.tol)
+            st = dykstra_decreasing(s / omega, omega, max_iter=o.max_iter, tol=o.tol, xp=xp)
+            v, block = st.solution, st.block
             u = s - v
             # v * 0 is 0, or NaN on a row holding NaN (Dykstra makes that whole row NaN).
             d = (xp.ones_like(s) + v * 0.0) * (1.0 + 1.0 / lam)
-            alpha = xp.block_alpha(block, omega) / omega
+            alpha = block_alpha(block, omega, xp) / omega
         # Entries with x = 0 (sign 0) stay exactly 0, also where u is infinite.
         ys = xp.where(sg == 0, 0.0, sg * (u + phi(u / lam, o.r, xp))) + 0.0
         y = xp.put(ys, perm)
@@ -204,6 +232,33 @@ def topk_magnitude_rows(x, strength, o: TopKOptions, xp=NUMPY):
     if o.straight_through:
         y = x * xp.put(xp.topk_weights(x, o.k) + 0.0 * jac.a, jac.in_perm) + 0.0
     return y, jac
+
+
+def isotonic_rows(xs, strength, o: IsotonicOptions, xp=NUMPY):
+    """Isotonic regression of rows ``y`` with weights ``c``: ``(v, (J_y, J_c))``.
+
+    On each PAV block ``v_B = sum_B c_j y_j / C_B`` (``C_B = sum_B c_j``), so
+    ``dv_i/dy_j = c_j / C_B`` and ``dv_i/dc_j = (y_j - v_B) / C_B`` for ``j`` in the block of
+    ``i``: two `BlockJacobian` with identity permutations. Where a bound is active the output
+    is the bound and both rows of the Jacobian vanish.
+    """
+    y, c = xs
+    target = -y if o.increasing else y
+    v, _, _, _, block = xp.pav(target, 0.0 * y, c, pav.KIND_L2, 1.0, 1.0, True, False)
+    v = -v if o.increasing else v
+    free = xp.ones_like(v)
+    if o.y_min is not None:
+        free = xp.where(v > o.y_min, free, 0.0 * free)
+        v = xp.maximum(v, o.y_min)
+    if o.y_max is not None:
+        free = xp.where(v < o.y_max, free, 0.0 * free)
+        v = xp.minimum(v, o.y_max)
+    csum = xp.segment_sum(c, block)
+    zero = 0.0 * v
+    vb = xp.segment_sum(c * y, block) / csum  # the unclipped block values
+    jy = BlockJacobian(None, None, block, zero, free, c / csum)
+    jc = BlockJacobian(None, None, block, zero, free / csum, y - vb)
+    return v, (jy, jc)
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,13 +330,15 @@ class Operator:
       strength_tangent_fn: ``(x2, y2, jac, strength, options, xp) -> dy/dstrength``.
       sorted_output: True when the output is in sorted order (``out_perm`` is None).
       takes_k: True for the top-k operators (``k`` is their second positional argument).
+      n_inputs: differentiable inputs; with 2, ``rows`` takes and ``jac`` is a tuple (one
+        BlockJacobian per input) and the operator has no strength (isotonic regression).
       hard: the name of the hard operator (the limit and the straight-through value).
       summary, math, args, returns, references: docstring parts (`docstring`).
     """
 
     name: str
     rows: Callable[..., tuple[Any, BlockJacobian]]
-    options: type
+    options: Any
     strength_tangent_fn: Callable[..., Any]
     sorted_output: bool
     takes_k: bool
@@ -291,6 +348,7 @@ class Operator:
     args: str
     returns: str
     references: str
+    n_inputs: int = 1
 
     def make_options(self, *, shape=None, axis=-1, **kwargs) -> Options:
         """Validate keyword options (``k`` needs the input's ``shape`` and ``axis``)."""
@@ -437,6 +495,32 @@ computed exactly by PAV on :math:`|x|` sorted. Entries outside the soft support 
     args=_TOPK_ARGS,
     returns="The shape and dtype of ``x``.",
     references=_SANDER,
+))
+
+
+register(Operator(
+    name="isotonic_regression", rows=isotonic_rows, options=IsotonicOptions,
+    strength_tangent_fn=lambda *a: None, sorted_output=False, takes_k=False,
+    hard="isotonic_regression", n_inputs=2,
+    summary="Least-squares isotonic regression along an axis, batched and differentiable.",
+    math=r"""
+.. math::
+
+    \min_{v_1 \le \dots \le v_n} \sum_i c_i (y_i - v_i)^2,
+    \qquad y_{\min} \le v_i \le y_{\max}
+
+(``increasing=False`` reverses the order). Exact, by pool-adjacent-violators, O(n) per row.
+On each block :math:`v_B = \sum_B c_j y_j / \sum_B c_j`: derivatives in ``y`` and in the
+weights follow with the blocks held fixed (0 where a bound is active).""",
+    args="""y: floating {array} ``[..., n, ...]``.
+  sample_weight: positive weights ``c``, the shape of ``y`` (default ones).
+  y_min, y_max: optional bounds (Python numbers; clipping the unbounded solution is exact).
+  increasing: the direction of the order constraint.
+  {axis}: the {axis_word} of the sequences.
+  return_blocks: also return the int32 block ids (an ``IsotonicResult``).""",
+    returns="The fit, the shape and dtype of ``y`` (and its block ids with ``return_blocks``).",
+    references="Barlow, Bartholomew, Bremner, Brunk. Statistical Inference under Order "
+               "Restrictions. Wiley, 1972.",
 ))
 
 

@@ -63,6 +63,13 @@ def check_strength(value, name="regularization_strength"):
     return v
 
 
+def check_real(value, name):
+    v = _real_number(value, name, "a real number")
+    if v != v:
+        raise ValueError(f"{name} must not be NaN.")
+    return v
+
+
 def check_bool(value, name):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False; got {value!r}.")

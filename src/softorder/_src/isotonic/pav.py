@@ -63,7 +63,9 @@ def _phi(u, r):
         return u
     if r == 3.0:
         return u * u * u
-    p = au**r
+    if r == 2.0:
+        return u * au
+    p = math.sqrt(au) if r == 0.5 else au**r
     return p if u >= 0 else -p
 
 
@@ -74,7 +76,7 @@ def _phi_inv(y, r):
         return y
     if r == 3.0:
         return np.cbrt(y)
-    p = ay ** (1.0 / r)
+    p = math.sqrt(ay) if r == 2.0 else (ay * ay if r == 0.5 else ay ** (1.0 / r))
     return p if y >= 0 else -p
 
 
@@ -86,10 +88,12 @@ def _dphi(u, r):
     au = abs(u)
     if r == 3.0:
         return 3.0 * au * au
+    if r == 2.0:
+        return 2.0 * au
     if r < 1.0:
         if au == 0.0:
             return _D_CAP
-        return min(r * au ** (r - 1.0), _D_CAP)
+        return min(0.5 / math.sqrt(au) if r == 0.5 else r * au ** (r - 1.0), _D_CAP)
     return r * au ** (r - 1.0)
 
 
@@ -126,33 +130,41 @@ def _solve_cubic(a, c):
 
 
 @njit
-def _solve_block(s, start, end, c, wsum, r, lam, mag, lo, hi):
+def _solve_block(s, start, end, c, wsum, r, lam, mag, lo, hi, g0=np.nan):
     """Root g' of F(g') = sum_B phi_lam(s_i - c - g') - (c + g' if mag else 1) * wsum.
 
     The block value is gamma = c + g' (c: a reference entry, for precision). F is decreasing
-    with F(lo) >= 0 >= F(hi). Safeguarded Newton: a step that leaves the bracket bisects.
+    with F(lo) >= 0 >= F(hi). Safeguarded Newton from ``g0`` (default: the bracket's middle):
+    a step that leaves the bracket bisects.
     """
     if not (lo <= hi):
         lo, hi = hi, lo
-    g = 0.5 * (lo + hi)
+    g = g0 if lo < g0 < hi else 0.5 * (lo + hi)
+    # F is a sum of end - start terms: below this multiple of sum |terms| its sign is rounding.
+    noise = 2.2e-16 * math.sqrt(end - start + 1.0)
     for _ in range(NEWTON_MAX_ITER):
         f = 0.0
         fp = 0.0
+        fabs = 0.0
         for i in range(start, end):
             u = ((s[i] - c) - g) / lam
-            f += _phi(u, r)
+            ph = _phi(u, r)
+            f += ph
+            fabs += abs(ph)
             fp += _dphi(u, r) / lam
         if mag:
             f -= (c + g) * wsum
+            fabs += abs((c + g) * wsum)
             fp += wsum
         else:
             f -= wsum
+            fabs += abs(wsum)
+        if abs(f) <= noise * fabs:
+            return g
         if f > 0.0:
             lo = g
         elif f < 0.0:
             hi = g
-        else:
-            return g
         if fp > 0.0:
             gn = g + f / fp
         else:
@@ -180,36 +192,13 @@ def workspace_specs(nc, n):
 
 
 @njit
-def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, winv, ws):
-    """PAV on one row. ``winv``: phi^-1(w) precomputed (p-norm), or an empty array.
-    ``ws``: scratch ``(start, cog, st)`` shaped as in `workspace_specs` for rows at least
-    this long (overwritten)."""
-    n = s.shape[0]
-    if n == 0:
-        return
-    for i in range(n):
-        if math.isnan(s[i]) or math.isnan(w[i]) or math.isnan(cw[i]):
-            for j in range(n):
-                out[j] = np.nan
-                d[j] = np.nan
-                alpha[j] = np.nan
-                block[j] = j
-                if beta.shape[0] > 0:
-                    beta[j] = np.nan
-            return
-    start, cog, st = ws
-    # Each block's value is gamma = center + offset, and u_i = (s_i - center) - offset: the
-    # center (a mean of s, LSE(s), or a reference entry) absorbs the scale of s, so u keeps
-    # full precision when |s| >> |u| (e.g. x / eps = 1e15 with ties).
-    center = cog[0]
-    offset = cog[1]
-    gam = cog[2]
-    # Statistics (each pushed block sets the columns its kind reads). l2: (sum c, wmean s,
-    # wmean w); kl: (max s, max w, sum exp(s - max), sum exp(w - max)); cubic and magnitude
-    # r=1: (count, mean s, M2, M3, sum w); other r: (count, -, -, -, sum w).
-    top = -1
+def _bottom_up(s, w, cw, kind, r, lam, winv, start, center, offset, gam, st, top, lo, hi):
+    """Bottom-up PAV of positions ``[lo, hi)``: pushes its blocks after block ``top`` (never
+    merging into those) and returns the new top. Cost: O(hi - lo) for l2, kl and r in {1, 3};
+    for other r each merge re-solves the merged block (O(block) per merge)."""
+    floor = top + 1
     cubic = r == 3.0
-    for i in range(n):
+    for i in range(lo, hi):
         top += 1
         start[top] = i
         si = s[i]
@@ -246,7 +235,7 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, winv, 
                 offset[top] = _solve_block(s, i, i + 1, si, wi, r, lam, True,
                                            min(0.0, si) - si, max(0.0, si) - si)
         gam[top] = center[top] + offset[top]
-        while top > 0 and gam[top - 1] <= gam[top]:
+        while top > floor and gam[top - 1] <= gam[top]:
             a = top - 1
             gl = gam[a]
             gr = gam[top]
@@ -309,10 +298,188 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, winv, 
                     c = center[a]
                     offset[a] = _solve_block(
                         s, start[a], i + 1, c, wsum, r, lam if kind == KIND_MAG else 1.0,
-                        kind == KIND_MAG, gl - c, gr - c,
+                        kind == KIND_MAG, gl - c, gr - c, 0.5 * (gl + gr) - c,
                     )
             top -= 1
             gam[top] = center[top] + offset[top]
+    return top
+
+
+# Rows longer than this, with a general exponent r (not 1 or 3: no closed-form merge), are
+# split top-down (`_topdown`); shorter segments run bottom-up PAV.
+TOPDOWN_MIN = 64
+
+
+@njit
+def _use_topdown(s, w, kind, r):
+    if not (kind == KIND_PNORM or kind == KIND_MAG) or r == 1.0 or r == 3.0:
+        return False
+    if s.shape[0] <= TOPDOWN_MIN:
+        return False
+    for i in range(s.shape[0]):  # infinite entries: the bottom-up kernel's blocks of their own
+        if math.isinf(s[i]) or math.isinf(w[i]):
+            return False
+    return True
+
+
+@njit
+def _split(s, w, lo, hi, c, g, r, lam, mag, h, at_root):
+    """Prefix sums Q_k = sum_{lo <= i < k} h_i(t) of the objective's derivative at the level
+    t = c + g, h_i(t) = (w_i t if mag else w_i) - phi((s_i - t) / lam), ``h`` scratch.
+
+    Returns the smallest minimizer k of Q (positions lo..k-1 are exactly those whose solution
+    exceeds t) and whether every Q_k is >= 0 up to its rounding. Q_k is summed from the left
+    over the first half and as minus the suffix sum over the second (exact when t is the
+    pooled root, Q_hi = 0), so that each is accurate to its own terms: a few tiny trailing
+    terms decide a split, however large the others. Without ``at_root`` (any other level)
+    all of Q is summed from the left."""
+    t = c + g
+    m = (lo + hi) // 2 if at_root else hi
+    tiny = 4.4e-16 * math.sqrt(hi - lo + 1.0)
+    clean = True
+    q = 0.0
+    qabs = 0.0
+    qmin = 0.0
+    k = lo
+    for i in range(lo, hi):
+        ph = _phi(((s[i] - c) - g) / lam, r)
+        wt = w[i] * t if mag else w[i]
+        h[i] = wt - ph
+        if i < m:
+            q += h[i]
+            qabs += abs(wt) + abs(ph)
+            if q < qmin:
+                qmin = q
+                k = i + 1
+            if q < -tiny * qabs:
+                clean = False
+    q = 0.0
+    qabs = 0.0
+    kr = hi
+    qrmin = 0.0
+    for i in range(hi - 1, m - 1, -1):  # Q_i = -(h_i + ... + h_{hi-1})
+        q -= h[i]
+        qabs += abs(h[i])
+        if q <= qrmin:
+            qrmin = q
+            kr = i
+        if q < -tiny * qabs:
+            clean = False
+    if qrmin < qmin:
+        k = kr
+    return k, clean
+
+
+@njit
+def _topdown(s, w, cw, kind, r, lam, winv, start, center, offset, gam, st):
+    """PAV blocks of a whole row for a general exponent r, in O(n log n) evaluations of phi.
+
+    Threshold decomposition (Hochbaum & Queyranne): for any level t, the positions whose
+    solution exceeds t are the prefix ``[lo, k)`` with k the smallest minimizer of the prefix
+    sums Q_k of ``h_i(t)`` (the objective's derivative at v = t), and the two sides are
+    independent problems (the constraint between them is slack). A segment is one block
+    exactly when all Q_k >= 0 at its pooled root. Each segment is split at a cheap level (the
+    middle entry's own value; one pass), or, where that split is lopsided, solved as one
+    pooled block (Newton) and split at its root if it is not one block. Segments of at most
+    TOPDOWN_MIN entries run bottom-up PAV. Blocks are emitted left to right.
+    """
+    n = s.shape[0]
+    mag = kind == KIND_MAG
+    lam_b = lam if mag else 1.0
+    segs = np.empty((n + 1, 2), np.int64)
+    h = np.empty(n)
+    segs[0, 0] = 0
+    segs[0, 1] = n
+    ns = 1
+    top = -1
+    while ns > 0:
+        ns -= 1
+        lo = segs[ns, 0]
+        hi = segs[ns, 1]
+        ln = hi - lo
+        if ln <= TOPDOWN_MIN:
+            top = _bottom_up(s, w, cw, kind, r, lam, winv, start, center, offset, gam, st,
+                             top, lo, hi)
+            continue
+        m = (lo + hi) // 2
+        c = s[m]
+        # The middle entry's own (singleton) value as the level.
+        if mag:
+            gm = 0.0 if w[m] == 0.0 else _solve_block(s, m, m + 1, c, w[m], r, lam, True,
+                                                      min(0.0, c) - c, max(0.0, c) - c)
+        else:
+            gm = -(winv[m] if winv.shape[0] > 0 else _phi_inv(w[m], r))
+        k, _ = _split(s, w, lo, hi, c, gm, r, lam_b, mag, h, False)
+        if 8 * min(k - lo, hi - k) < ln:
+            # Lopsided: is the segment one block? Its pooled root, bracketed by the extremes.
+            wsum = 0.0
+            smin = s[lo]
+            smax = s[lo]
+            for i in range(lo, hi):
+                wsum += w[i]
+                smin = min(smin, s[i])
+                smax = max(smax, s[i])
+            if mag:
+                blo = min(0.0, smin)
+                bhi = max(0.0, smax)
+            else:
+                sh = _phi_inv(wsum / ln, r)
+                blo = smin - sh
+                bhi = smax - sh
+            g = _solve_block(s, lo, hi, c, wsum, r, lam_b, mag, blo - c, bhi - c, gm)
+            k2, single = _split(s, w, lo, hi, c, g, r, lam_b, mag, h, True)
+            if single or k2 <= lo or k2 >= hi:
+                top += 1
+                start[top] = lo
+                center[top] = c
+                offset[top] = g
+                gam[top] = c + g
+                st[top, 0] = ln
+                st[top, 4] = wsum
+                continue
+            if not (lo < k < hi) or min(k2 - lo, hi - k2) > min(k - lo, hi - k):
+                k = k2
+        segs[ns, 0] = k  # right part, processed after the left one
+        segs[ns, 1] = hi
+        segs[ns + 1, 0] = lo
+        segs[ns + 1, 1] = k
+        ns += 2
+    return top
+
+
+@njit
+def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, winv, ws):
+    """PAV on one row. ``winv``: phi^-1(w) precomputed (p-norm), or an empty array.
+    ``ws``: scratch ``(start, cog, st)`` shaped as in `workspace_specs` for rows at least
+    this long (overwritten)."""
+    n = s.shape[0]
+    if n == 0:
+        return
+    for i in range(n):
+        if math.isnan(s[i]) or math.isnan(w[i]) or math.isnan(cw[i]):
+            for j in range(n):
+                out[j] = np.nan
+                d[j] = np.nan
+                alpha[j] = np.nan
+                block[j] = j
+                if beta.shape[0] > 0:
+                    beta[j] = np.nan
+            return
+    start, cog, st = ws
+    # Each block's value is gamma = center + offset, and u_i = (s_i - center) - offset: the
+    # center (a mean of s, LSE(s), or a reference entry) absorbs the scale of s, so u keeps
+    # full precision when |s| >> |u| (e.g. x / eps = 1e15 with ties).
+    center = cog[0]
+    offset = cog[1]
+    gam = cog[2]
+    # Statistics (each pushed block sets the columns its kind reads). l2: (sum c, wmean s,
+    # wmean w); kl: (max s, max w, sum exp(s - max), sum exp(w - max)); cubic and magnitude
+    # r=1: (count, mean s, M2, M3, sum w); other r: (count, -, -, -, sum w).
+    top = -1
+    if _use_topdown(s, w, kind, r):
+        top = _topdown(s, w, cw, kind, r, lam, winv, start, center, offset, gam, st)
+    else:
+        top = _bottom_up(s, w, cw, kind, r, lam, winv, start, center, offset, gam, st, -1, 0, n)
     start[top + 1] = n
     # Finalize: solution, derivative weights and block ids.
     for b in range(top + 1):

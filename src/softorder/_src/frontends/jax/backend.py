@@ -459,6 +459,42 @@ class JaxBackend:
     sign = staticmethod(jnp.sign)
     where = staticmethod(jnp.where)
 
+    # Reductions and control flow (for core.dykstra).
+    @staticmethod
+    def segment_sum(vals, block):
+        return block_sum(vals, segment_ids(block))
+
+    @staticmethod
+    def row_max(a):
+        return jnp.max(a, axis=-1, keepdims=True, initial=-jnp.inf)
+
+    @staticmethod
+    def row_any(a):
+        return jnp.any(a, axis=-1, keepdims=True)
+
+    all = staticmethod(jnp.all)
+    max = staticmethod(jnp.max)
+
+    @staticmethod
+    def cumsum_int32(a):
+        return jnp.cumsum(a, axis=-1).astype(jnp.int32)
+
+    @staticmethod
+    def interleave(a, b):
+        return jnp.stack([a, b], axis=-1).reshape(*a.shape[:-1], 2 * a.shape[-1])
+
+    @staticmethod
+    def concat(parts):
+        return jnp.concatenate(parts, axis=-1)
+
+    @staticmethod
+    def while_loop(cond, body, state):
+        return lax.while_loop(cond, body, state)
+
+    isnan = staticmethod(jnp.isnan)
+    maximum = staticmethod(jnp.maximum)
+    minimum = staticmethod(jnp.minimum)
+
 
 JAX = JaxBackend()
 

@@ -278,6 +278,58 @@ class TorchBackend:
     def where(cond, a, b):
         return torch.where(cond, a, b)
 
+    # Reductions and control flow (for core.dykstra).
+    @staticmethod
+    def segment_sum(vals, block):
+        m, n = vals.shape
+        return _segment_sum(vals, _segment_ids(block), m * n)
+
+    @staticmethod
+    def row_max(a):
+        if a.shape[-1] == 0:
+            return a.new_full((*a.shape[:-1], 1), -float("inf"))
+        return a.amax(dim=-1, keepdim=True)
+
+    @staticmethod
+    def row_any(a):
+        return a.any(dim=-1, keepdim=True)
+
+    @staticmethod
+    def all(a):
+        return bool(a.all())  # one device sync per Dykstra sweep
+
+    @staticmethod
+    def max(a):
+        return float(a.max())
+
+    @staticmethod
+    def cumsum_int32(a):
+        return torch.cumsum(torch.as_tensor(a), dim=-1).to(torch.int32)
+
+    @staticmethod
+    def interleave(a, b):
+        return torch.stack([a, b], dim=-1).reshape(*a.shape[:-1], 2 * a.shape[-1])
+
+    @staticmethod
+    def concat(parts):
+        return torch.cat(parts, dim=-1)
+
+    @staticmethod
+    def while_loop(cond, body, state):
+        while cond(state):
+            state = body(state)
+        return state
+
+    isnan = staticmethod(torch.isnan)
+
+    @staticmethod
+    def maximum(a, b):
+        return torch.clamp(a, min=b) if not isinstance(b, torch.Tensor) else torch.maximum(a, b)
+
+    @staticmethod
+    def minimum(a, b):
+        return torch.clamp(a, max=b) if not isinstance(b, torch.Tensor) else torch.minimum(a, b)
+
 
 TORCH = TorchBackend()
 
