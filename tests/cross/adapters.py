@@ -277,22 +277,11 @@ class TensorflowAdapter(Adapter):
 ADAPTERS = {a.name: a for a in (NumpyAdapter(), TorchAdapter(), JaxAdapter(),
                                 TensorflowAdapter())}
 
-# Front ends that do not yet have ``straight_through=`` and a 0-d tensor strength with a
-# gradient (both landing on the framework branches): their runs of a ``frontend_v2`` body carry
-# the ``needs_frontend_v2`` marker, so ``-m "not needs_frontend_v2"`` leaves them out. Empty this
-# set once those branches are merged.
-PENDING_V2 = {"torch", "jax", "tensorflow"}
-
-
 def parametrize(metafunc, candidates):
     """Parametrize a body's ``backend`` (every selected framework, NumPy included) or
     ``framework`` (the same without NumPy: bodies that compare with the NumPy core)."""
-    v2 = metafunc.definition.get_closest_marker("frontend_v2") is not None
     for argname, names in (("backend", selected(candidates)),
                            ("framework", [c for c in selected(candidates) if c != "numpy"])):
         if argname in metafunc.fixturenames:
-            params = [pytest.param(ADAPTERS[n], id=n,
-                                   marks=[pytest.mark.needs_frontend_v2]
-                                   if v2 and n in PENDING_V2 else [])
-                      for n in names]
+            params = [pytest.param(ADAPTERS[n], id=n) for n in names]
             metafunc.parametrize(argname, params)

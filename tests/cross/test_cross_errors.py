@@ -59,7 +59,6 @@ def test_invalid_options_raise_the_numpy_error_word_for_word(framework, op, args
     _same_error(framework, op, args, kw)
 
 
-@pytest.mark.frontend_v2
 @pytest.mark.parametrize("op,args,kw", BAD_V2, ids=_ids(BAD_V2))
 def test_tol_and_flags_are_checked_like_numpy(framework, op, args, kw):
     _same_error(framework, op, args, kw)

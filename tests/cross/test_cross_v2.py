@@ -5,9 +5,6 @@
 * ``regularization_strength`` as a 0-d array/tensor (traced too): the same values as the
   Python float, and a gradient in the strength equal to finite differences and to the core's
   ``strength_tangent``.
-
-Every body here is marked ``frontend_v2``: its runs on a front end listed in
-``adapters.PENDING_V2`` carry ``needs_frontend_v2`` until the front-end branches are merged.
 """
 
 import numpy as np
@@ -21,7 +18,6 @@ import softorder.numpy as snp
 NUMPY = ADAPTERS["numpy"]
 
 
-@pytest.mark.frontend_v2
 @pytest.mark.parametrize("op,args,kw", CASES)
 def test_straight_through_value_is_the_hard_operator(backend, op, args, kw):
     x = point(51)  # tie-free, in magnitude too: the hard operator is well defined
@@ -30,7 +26,6 @@ def test_straight_through_value_is_the_hard_operator(backend, op, args, kw):
     assert_array_equal(y, getattr(snp, HARD[op])(x, *args, axis=AXIS, **hard_kw))
 
 
-@pytest.mark.frontend_v2
 @pytest.mark.parametrize("op,args,kw", CASES)
 def test_straight_through_derivatives_are_the_soft_operators(backend, op, args, kw):
     x = point(52)
@@ -50,7 +45,6 @@ def _split(kw):
     return kw.pop("regularization_strength"), kw
 
 
-@pytest.mark.frontend_v2
 @pytest.mark.parametrize("op,args,kw", CASES)
 def test_a_0d_strength_gives_the_float_values_and_its_gradient_matches_finite_differences(
         backend, op, args, kw):
@@ -71,7 +65,6 @@ def test_a_0d_strength_gives_the_float_values_and_its_gradient_matches_finite_di
         assert np.isclose(ds, ds0, rtol=1e-9, atol=1e-10)
 
 
-@pytest.mark.frontend_v2
 @pytest.mark.parametrize("op,args,kw", FEW)
 def test_a_traced_strength_gives_the_eager_values_and_gradient(backend, op, args, kw):
     """Inside ``jax.jit`` / ``tf.function`` the strength is a traced input (eager elsewhere)."""
@@ -89,7 +82,6 @@ def test_a_traced_strength_gives_the_eager_values_and_gradient(backend, op, args
                     rtol=1e-9, atol=1e-10)
 
 
-@pytest.mark.frontend_v2
 @pytest.mark.parametrize("op,args,kw", FEW)
 def test_a_float32_0d_strength_keeps_float32(backend, op, args, kw):
     s, kw = _split(kw)
