@@ -25,17 +25,6 @@ def test_gradcheck_reverse_and_forward_mode_in_float64(cid, op, args, kw):
                                     check_batched_grad=False, atol=1e-7, rtol=1e-6)
 
 
-@pytest.mark.parametrize("cid,op,args,kw", CASES[::2], ids=IDS[::2])
-def test_jvp_and_vjp_are_adjoint(cid, op, args, kw):
-    rng = np.random.default_rng(8)
-    f = torch_fn(op, args, kw)
-    x = torch.tensor(rng.normal(size=(3, 7)))
-    u, v = torch.tensor(rng.normal(size=x.shape)), torch.tensor(rng.normal(size=x.shape))
-    _, jv = jvp(f, (x,), (v,))
-    _, pullback = vjp(f, x)
-    (ju,) = pullback(u)
-    assert torch.allclose((u * jv).sum(), (ju * v).sum(), rtol=1e-12, atol=1e-12)
-
 
 @pytest.mark.parametrize("cid,op,args,kw", CASES[1::3], ids=IDS[1::3])
 def test_torch_func_transforms_match_the_numpy_jacobian(cid, op, args, kw):
