@@ -64,8 +64,9 @@ SOURCES_HASH = _sources_hash()
 
 
 def _cache_roots() -> list[str]:
-    if _config.CACHE_DIR:  # NUMBA_CACHE_DIR, set by the user: the only place then
-        return [str(_config.CACHE_DIR)]
+    cache_dir = getattr(_config, "CACHE_DIR", "")
+    if cache_dir:  # NUMBA_CACHE_DIR, set by the user: the only place then
+        return [str(cache_dir)]
     user = _caching.AppDirs(appname="numba", appauthor=False).user_cache_dir
     return [str(_SRC / "__pycache__"), user]
 

@@ -340,7 +340,7 @@ class Operator:
     """
 
     name: str
-    rows: Callable[..., tuple[Any, BlockJacobian]]
+    rows: Callable[..., tuple[Any, Any]]  # (y2, BlockJacobian, or a tuple of them)
     options: Any
     strength_tangent_fn: Callable[..., Any]
     sorted_output: bool

@@ -51,7 +51,7 @@ from ...core import registry as R
 from ...core import validation as V
 from ...core.backend import NUMPY
 from ...core.jacobian import BlockJacobian, apply
-from .backend import TORCH
+from .backend import TORCH, TorchBackend
 
 __all__ = [
     "soft_sort",
@@ -730,7 +730,7 @@ def _(s, w, cw, kind, r, lam, write_v, need_beta):
 torch.library.register_vmap("softorder::isotonic_pav", _vmap_rule(_isotonic_op))
 
 
-class _IsotonicBackend(type(TORCH)):
+class _IsotonicBackend(TorchBackend):
     """`TORCH` with PAV through ``softorder::isotonic_pav`` (its weights ``cw`` are the sample
     weights, checked positive there): the solver is opaque to autograd and Dynamo (its values
     and integer blocks carry no derivative), everything else in the row function is traced."""
