@@ -18,6 +18,7 @@ from softorder.numpy import (
 
 RNG = np.random.default_rng(7)
 X = RNG.normal(size=(3, 7))  # generic point: no ties, no block boundary within h
+SIGNS = np.sign(X)
 
 
 def _cases():
@@ -52,17 +53,46 @@ def _fd(fwd, x, kw, v, h=1e-6):
     return (_call(fwd, x + h * v, kw)[0] - _call(fwd, x - h * v, kw)[0]) / (2 * h)
 
 
+def _candidates(fwd, strength):
+    """Points scaled to the strength so that blocks pool (DESIGN §1: ranks and masks pool where
+    gaps of x are below the strength, l2/kl sorts where gaps exceed 1 / strength; the magnitude
+    operator pools across the k-th magnitude when the magnitudes are close, relative to lambda:
+    for p = 2 the ratio s_(k+1) / s_k must exceed 1 / (1 + lambda), whatever the scale)."""
+    if fwd is soft_sort_fwd:
+        # p = 4/3 sorts pool where gaps of x^(1/3) exceed 1 / strength: x ~ strength^-3.
+        return [X * c / strength ** e for e in (1, 3) for c in (5.0, 20.0)]
+    if fwd is soft_topk_magnitude_fwd:
+        return [SIGNS * c * (1.0 + d * np.abs(X)) for d in (0.5, 0.1, 0.02) for c in
+                (1.0, 0.3, 3.0, 0.1, 10.0)]
+    return [X * c * strength for c in (1.0, 0.5)]
+
+
+def _pooled_point(fwd, kw):
+    """The first candidate where every row has a block of two or more entries."""
+    for x in _candidates(fwd, kw["regularization_strength"]):
+        block = np.asarray(_call(fwd, x, kw)[1].jacobians[0].block)
+        if all(len(np.unique(row)) < x.shape[1] for row in block):
+            return x
+    raise AssertionError("no candidate point pools a block in every row")
+
+
 @pytest.mark.parametrize("fwd,kw", list(_cases()))
 def test_jvp_and_vjp_match_finite_differences_and_each_other(fwd, kw):
-    x = X * 2.0
+    x = _pooled_point(fwd, kw)
     y, res = _call(fwd, x, kw)
     v = RNG.normal(size=x.shape)
     u = RNG.normal(size=x.shape)
     fd = _fd(fwd, x, kw, v)
+    # A derivative test at a point with a zero Jacobian proves nothing: every row moves.
+    assert np.all(np.max(np.abs(fd), axis=-1) > 1e-3), fd
     scale = max(1.0, float(np.max(np.abs(fd))))
     assert_allclose(jvp(res, v), fd, rtol=1e-5, atol=1e-6 * scale)
-    # Adjointness <u, J v> = <J^T u, v>.
-    assert np.isclose(np.sum(u * jvp(res, v)), np.sum(vjp(res, u) * v), rtol=1e-10, atol=1e-12)
+    # Adjointness <u, J v> = <J^T u, v>, row by row.
+    assert_allclose(np.sum(u * jvp(res, v), -1), np.sum(vjp(res, u) * v, -1), rtol=1e-10,
+                    atol=1e-12 * scale)
+    # The VJP against finite differences: <J^T fd, v> = |J v|^2 > 0 in every row, so a wrong
+    # sign (or a zero) of the VJP fails here whatever the random draws.
+    assert_allclose(np.sum(vjp(res, fd) * v, -1), np.sum(fd * fd, -1), rtol=1e-5)
 
 
 @pytest.mark.parametrize("reg,p", [("l2", 2.0), ("kl", 2.0), ("pnorm", 4 / 3)])

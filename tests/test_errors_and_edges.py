@@ -106,15 +106,37 @@ def test_nan_row_gives_nan_gradient_in_that_row_only():
 
 @pytest.mark.parametrize("op", range(4))
 def test_length_one_and_empty_axes_work(op):
-    one = ALL[op](np.array([[3.0], [-1.0]])) if op < 2 else None
+    one = np.array([[3.0], [-1.0]])
     if op == 0:
-        assert_array_equal(one, [[1.0], [1.0]])
-    if op == 1:
-        assert_array_equal(one, [[3.0], [-1.0]])
+        assert_array_equal(soft_rank(one), [[1.0], [1.0]])
+    elif op == 1:
+        assert_array_equal(soft_sort(one), one)
+    elif op == 2:
+        # n = 1: k = 1 keeps the entry (mask 1), k = 0 drops it, at any strength.
+        for s in (1e-3, 1.0, 1e3):
+            assert_allclose(soft_topk_mask(one, 1, regularization_strength=s), [[1.0], [1.0]])
+            assert_array_equal(soft_topk_mask(one, 0, regularization_strength=s), 0.0)
+    else:
+        for s in (1e-3, 1.0, 1e3):
+            assert_allclose(soft_topk_magnitude(one, 1, regularization_strength=s), one)
+            assert_array_equal(soft_topk_magnitude(one, 0, regularization_strength=s), 0.0)
+    # Empty axes, both ways: n = 0 (k must be 0 for top-k) and m = 0 rows.
+    call = [soft_rank, soft_sort, lambda x: soft_topk_mask(x, 0),
+            lambda x: soft_topk_magnitude(x, 0)][op]
     empty = np.zeros((3, 0))
-    if op < 2:
-        assert ALL[op](empty).shape == (3, 0)
-    assert ALL[0](np.zeros((0, 5))).shape == (0, 5)
+    out = call(empty)
+    assert out.shape == (3, 0) and out.dtype == empty.dtype
+    rows0 = np.zeros((0, 5))
+    call_k2 = [soft_rank, soft_sort, lambda x: soft_topk_mask(x, 2),
+               lambda x: soft_topk_magnitude(x, 2)][op]
+    out = call_k2(rows0)
+    assert out.shape == (0, 5) and out.dtype == rows0.dtype
+    if op >= 2:
+        fwd = soft_topk_mask_fwd if op == 2 else soft_topk_magnitude_fwd
+        _, res = fwd(rows0, 2)
+        assert vjp(res, rows0).shape == (0, 5)
+        _, res = fwd(empty, 0)
+        assert vjp(res, empty).shape == (3, 0)
 
 
 def test_topk_with_k_zero_and_k_n():
