@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint typecheck bench clean
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,14 @@ demo: install
 lint: install
 	$(BIN)/ruff check src tests benchmarks examples
 
+typecheck: install
+	$(BIN)/mypy src/softorder
+
+# The main correctness suite is tests/cross: one body per property, run on NumPy, PyTorch and
+# JAX in the first process and on TensorFlow (tests/tf/test_cross_tf.py) in the second.
 # TensorFlow and Triton cannot share a process (an LLVM option clash aborts it), so the
 # TensorFlow tests run in a pytest process of their own.
-test: install lint
+test: install lint typecheck
 	$(BIN)/python -m pytest -q -n 2 tests --ignore=tests/tf \
 		--doctest-modules src/softorder/_src/core/ops.py src/softorder/_src/core/isotonic_api.py \
 		src/softorder/_src/frontends/torch/frontend.py src/softorder/_src/frontends/torch/modules.py \
