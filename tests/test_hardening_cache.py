@@ -56,9 +56,9 @@ def test_editing_pav_recompiles_the_fused_kernels_that_inline_it(tmp_path):
     # A mutant of the shared PAV kernel: every l2 singleton's value moves by 1.
     pav = src_root / "softorder" / "_src" / "isotonic" / "pav.py"
     text = pav.read_text()
-    needle = "st[top, 2] = wi\n            offset[top] = -wi\n"
+    needle = "            offset[top] = -wf\n        elif kind == KIND_KL:\n"
     assert text.count(needle) == 1
-    pav.write_text(text.replace(needle, needle.replace("-wi", "-wi + 1.0")))
+    pav.write_text(text.replace(needle, needle.replace("-wf", "-wf + 1.0")))
     mutated, hits = _run(src_root, env)
     assert hits == 0  # recompiled, not loaded
     assert mutated != first

@@ -22,7 +22,9 @@ OPS = [
 @given(
     x=arrays(np.float64, array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=5),
              elements=hs.sampled_from([-3.0, -1.0, 0.0, 0.25, 1.0, 1e3, -1e-4, -np.inf])
-             | hs.floats(-5, 5)),
+             # Normal floats only: XLA on CPU flushes subnormals to zero, so JAX sees a
+             # subnormal and 0 as a tie (docs/conventions.md); the NumPy core does not.
+             | hs.floats(-5, 5, allow_subnormal=False)),
     which=hs.integers(0, len(OPS) - 1),
     axis_seed=hs.integers(0, 10),
 )

@@ -50,7 +50,10 @@ def phi(u, r, xp):
         return u
     if r == 3.0:
         return u * u * u
-    return xp.sign(u) * xp.abs(u) ** r
+    # The double where keeps autodiff (JAX replays) finite at u = 0, where |u|^r (r < 1) has
+    # an infinite slope: 0 there, as the kernels' derivative weights of such entries.
+    au = xp.abs(u)
+    return xp.where(au == 0, 0.0 * u, xp.sign(u) * xp.where(au == 0, 1.0, au) ** r)
 
 
 __all__ = ["KIND_L2", "KIND_KL", "KIND_PNORM", "KIND_MAG", "D_CAP", "NEWTON_MAX_ITER",

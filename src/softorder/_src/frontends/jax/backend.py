@@ -109,7 +109,11 @@ def _phi(u, r):
         return u
     if r == 3.0:
         return u * u * u
-    return jnp.sign(u) * jnp.abs(u) ** r
+    # |u|^r at u = 0 has an infinite slope for r < 1: the double where keeps its derivative
+    # (and the derivatives of that derivative) at 0 instead of inf * 0 = NaN.
+    au = jnp.abs(u)
+    safe = jnp.where(au == 0, 1.0, au)
+    return jnp.where(au == 0, 0.0 * u, jnp.sign(u) * safe ** r)
 
 
 def _phi_inv(y, r):
@@ -117,7 +121,9 @@ def _phi_inv(y, r):
         return y
     if r == 3.0:
         return jnp.cbrt(y)
-    return jnp.sign(y) * jnp.abs(y) ** (1.0 / r)
+    ay = jnp.abs(y)
+    safe = jnp.where(ay == 0, 1.0, ay)
+    return jnp.where(ay == 0, 0.0 * y, jnp.sign(y) * safe ** (1.0 / r))
 
 
 def _dphi(u, r):
