@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from softorder._src.core import ops
+from softorder._src.core import registry as R
 from softorder._src.core.backend import NumpyBackend
 from softorder._src.core.jacobian import jvp_rows, vjp_rows
 
@@ -17,18 +17,20 @@ TIES[0, :4] = 0.5  # at ties the Jacobian depends on tie-breaking; the values do
 CASES = []
 for reg in ["l2", "kl", "pnorm"]:
     for desc in [False, True]:
-        CASES.append((ops.soft_rank_rows, (0.7, desc, reg, 4 / 3)))
-        CASES.append((ops.soft_sort_rows, (0.7, desc, reg, 4 / 3)))
+        o = R.SortOptions(desc, reg, 4 / 3)
+        CASES.append((R.get("soft_rank"), 0.7, o))
+        CASES.append((R.get("soft_sort"), 0.7, o))
 for p in [2.0, 4 / 3, 1.5]:
-    CASES.append((ops.soft_topk_mask_rows, (3, 0.4, p)))
-    CASES.append((ops.soft_topk_magnitude_rows, (3, 0.4, p)))
+    CASES.append((R.get("soft_topk_mask"), 0.4, R.TopKOptions(3, p)))
+    CASES.append((R.get("soft_topk_magnitude"), 0.4, R.TopKOptions(3, p)))
 
 
-@pytest.mark.parametrize("fn,args", CASES)
-def test_fused_kernel_matches_generic_composition(fn, args):
-    assert_allclose(fn(TIES, *args)[0], fn(TIES, *args, xp=GENERIC)[0], rtol=1e-12, atol=1e-12)
-    y1, j1 = fn(X, *args)
-    y2, j2 = fn(X, *args, xp=GENERIC)
+@pytest.mark.parametrize("op,eps,o", CASES)
+def test_fused_kernel_matches_generic_composition(op, eps, o):
+    assert_allclose(op.rows(TIES, eps, o, R.NUMPY)[0], op.rows(TIES, eps, o, GENERIC)[0],
+                    rtol=1e-12, atol=1e-12)
+    y1, j1 = op.rows(X, eps, o, R.NUMPY)
+    y2, j2 = op.rows(X, eps, o, GENERIC)
     assert_allclose(y1, y2, rtol=1e-12, atol=1e-12)
     rng = np.random.default_rng(0)
     v = rng.normal(size=X.shape)

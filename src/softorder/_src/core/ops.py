@@ -47,28 +47,6 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------------------
-# Positional adapters of the registry's row functions (for code written before the registry).
-
-
-def soft_rank_rows(x, strength=1.0, descending=False, regularization="l2", p=4 / 3, xp=R.NUMPY):
-    return R.rank_rows(x, strength, R.SortOptions(descending, regularization, p), xp)
-
-
-def soft_sort_rows(x, strength=1.0, descending=False, regularization="l2", p=4 / 3, xp=R.NUMPY):
-    return R.sort_rows(x, strength, R.SortOptions(descending, regularization, p), xp)
-
-
-def soft_topk_mask_rows(x, k, strength=1.0, p=4 / 3, solver="pav", max_iter=1000, tol=1e-9,
-                        xp=R.NUMPY):
-    return R.topk_mask_rows(x, strength, R.TopKOptions(k, p, solver, max_iter, tol), xp)
-
-
-def soft_topk_magnitude_rows(x, k, strength=1.0, p=4 / 3, solver="pav", max_iter=1000,
-                             tol=1e-9, xp=R.NUMPY):
-    return R.topk_magnitude_rows(x, strength, R.TopKOptions(k, p, solver, max_iter, tol), xp)
-
-
-# --------------------------------------------------------------------------------------------
 # Any shape, any axis.
 
 
