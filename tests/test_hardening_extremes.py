@@ -210,6 +210,11 @@ def test_infinite_entries_are_the_limit_of_a_finite_stand_in(case, vals, eps, k,
     # u ~ M^(1/r)): a looser tolerance there.
     slow = name == "soft_sort" and kw["regularization"] == "pnorm" and np.isinf(x).any()
     tol = 0.05 if slow else 1e-5
+    if (name == "soft_sort" and kw["regularization"] == "kl" and (x == -INF).sum() >= 2
+            and (x > -INF).any()):
+        # Known defect (issue 8), pinned by the strict xfail
+        # test_kl_sort_derivative_with_two_minus_infinities_is_the_limit below.
+        return
     t = np.random.default_rng(seed).normal(size=x.shape)
     for transpose in (False, True):
         g = apply(jac, t, transpose=transpose, xp=xp)
@@ -266,3 +271,18 @@ def test_extreme_values_and_strengths_give_valid_exact_outputs(case, vals, tie, 
     for transpose in (False, True):
         g = apply(jac, t, transpose=transpose)
         assert np.all(np.isfinite(g)), (x, eps, g)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8: the ascending kl soft-sort derivative of a row "
+                   "with two or more -inf and another entry is not the limit yet (the kernel "
+                   "pools them with that entry; found by hypothesis in CI)")
+@pytest.mark.parametrize("vals", [[-INF, -INF, INF], [-INF, -INF, 1.0], [-INF, -INF, -INF, -2.0]])
+def test_kl_sort_derivative_with_two_minus_infinities_is_the_limit(vals):
+    x = np.array([vals])
+    name, kw = _CASES[5]
+    assert (name, kw["regularization"]) == ("soft_sort", "kl")
+    y, jac = _run(name, kw, x, 0.3, R.NUMPY, 0)
+    xs, _ = _stand_in(name, kw, x, 0.3)
+    ys, js = _run(name, kw, xs, 0.3, R.NUMPY, 0)
+    t = np.random.default_rng(0).normal(size=x.shape)
+    np.testing.assert_allclose(apply(jac, t), apply(js, t), rtol=1e-5, atol=1e-5)
