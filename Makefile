@@ -19,7 +19,7 @@ demo: install
 	$(BIN)/python examples/demo.py
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples experiments
 
 typecheck: install
 	$(BIN)/mypy src/softorder
