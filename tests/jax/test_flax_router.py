@@ -28,12 +28,10 @@ def _pair(mode, k=2, d=5, e=6, bias=True, **kw):
     return tr, fr
 
 
-@pytest.mark.parametrize("backend", ["callback", "jax"])
-@pytest.mark.parametrize("mode, p, strength", [("token_choice", 4 / 3, 0.5),
-                                               ("token_choice", 2.0, 1.0),
-                                               ("expert_choice", 4 / 3, 0.3),
-                                               ("expert_choice", 2.0, 2.0)])
-def test_flax_router_equals_the_torch_router(backend, mode, p, strength):
+@pytest.mark.parametrize("mode, p, strength, backend", [
+    ("token_choice", 4 / 3, 0.5, "callback"), ("token_choice", 2.0, 1.0, "jax"),
+    ("expert_choice", 4 / 3, 0.3, "jax"), ("expert_choice", 2.0, 2.0, "callback")])
+def test_flax_router_equals_the_torch_router(mode, p, strength, backend):
     kw = dict(p=p, regularization_strength=strength, load_balancing_weight=0.01,
               capacity_factor=1.5)
     tr, fr = _pair(mode, **kw)
