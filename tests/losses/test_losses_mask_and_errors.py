@@ -109,9 +109,7 @@ def test_errors_name_the_argument(backend):
             BINARY, regularization_strength=0.0)
 
 
-@pytest.mark.xfail(strict=True, reason="soft_rank(descending=True) pools -inf entries with the "
-                   "finite ones (the infinity contract says they never pool); the losses rank "
-                   "-x ascending instead (functions._ranks). Remove that workaround when fixed.")
+# Was a defect of the fused kernel (segments split on the unsigned gap); fixed in pav/fused.
 def test_descending_soft_rank_keeps_minus_inf_apart(backend):
     x = np.array([[0.3, -np.inf, 2.0, 0.5]])
     got = call(backend, "soft_rank", x, descending=True, regularization_strength=0.7)

@@ -139,9 +139,7 @@ def _ranks(F, x2, m2, descending, regularization, strength):
     """Soft ranks of each row's valid entries (``1..n_v``; masked entries ``n_v+1..n``).
 
     Descending ranks are the ascending ranks of ``-x`` (the operator's own definition,
-    ``P(-x / eps, rho)``), computed so because the operators' ``descending=True`` path pools
-    ``-inf`` entries with finite ones (it breaks the padding contract; the ascending path with
-    ``+inf`` keeps it).
+    ``P(-x / eps, rho)``), so that masked entries are always padded with ``+inf``.
     """
     if descending:
         x2 = -x2
