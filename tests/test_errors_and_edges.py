@@ -54,11 +54,21 @@ def test_strength_must_be_positive_and_finite(s, op):
         ALL[op](X, regularization_strength=s)
 
 
-@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.bool_, np.complex128])
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128, np.str_, np.object_])
 @pytest.mark.parametrize("op", range(4))
-def test_integer_bool_and_complex_arrays_are_type_errors_naming_the_dtype(dtype, op):
-    with pytest.raises(TypeError, match=f"{np.dtype(dtype)}"):
-        ALL[op](np.ones((2, 3), dtype=dtype))
+def test_complex_string_and_object_arrays_are_type_errors_naming_the_dtype(dtype, op):
+    x = np.ones((2, 3), dtype=dtype)
+    with pytest.raises(TypeError, match=f"^x must .*{x.dtype}"):
+        ALL[op](x)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.int64, np.uint16, np.bool_])
+@pytest.mark.parametrize("op", range(4))
+def test_integer_and_bool_arrays_are_promoted_to_float64_as_np_mean_does(dtype, op):
+    x = (np.arange(6).reshape(2, 3) % 4).astype(dtype)
+    got = ALL[op](x)
+    assert got.dtype == np.mean(x).dtype == np.float64
+    np.testing.assert_array_equal(got, ALL[op](x.astype(np.float64)))
 
 
 @pytest.mark.parametrize("axis", [2, -3, 1.0])

@@ -134,6 +134,13 @@ for backend, reg in (("callback", "kl"), ("jax", "kl"), ("jax", "pnorm")):
 y = sj.soft_sort(np.array([5.0, 1.0, 2.0]))
 assert y.dtype == jnp.float32
 np.testing.assert_allclose(np.asarray(y), [5 / 3, 8 / 3, 11 / 3], rtol=1e-6)
+# integer and boolean arrays become JAX's default float (float32 without x64), eager and jit
+for a in (jnp.arange(5)[::-1], jnp.arange(5) % 2 == 0):
+    for f in (sj.soft_rank, jax.jit(sj.soft_rank)):
+        got = f(a, regularization_strength=0.5)
+        assert got.dtype == jnp.float32 == jnp.mean(a).dtype, got.dtype
+        np.testing.assert_array_equal(got, sj.soft_rank(a.astype(jnp.float32),
+                                                        regularization_strength=0.5))
 print("OK")
 """
 

@@ -115,3 +115,40 @@ def test_descending_soft_rank_keeps_minus_inf_apart(backend):
     got = call(backend, "soft_rank", x, descending=True, regularization_strength=0.7)
     want = call(backend, "soft_rank", -x, regularization_strength=0.7)  # the same definition
     assert_allclose(got, want, rtol=1e-12)
+
+
+# Integer and boolean inputs are promoted to the framework's default float (issue 12).
+INT_X = np.array([[3, -1, 2, 7, 0, 2, 5, 1], [5, 5, 1, -2, 4, 9, 0, 3]])
+INT_CASES = [
+    ("soft_spearmanr", (INT_X[::-1].copy(),), {}),
+    ("soft_spearman_loss", (INT_X[::-1] > 2,), {"reduction": "none"}),
+    ("topk_classification_loss", (np.array([0, 3]), 2), {"reduction": "none"}),
+    ("soft_quantile", (0.3,), {}),
+    ("soft_median", (), {}),
+    ("soft_trimmed_mean", (1,), {}),
+    ("soft_least_trimmed_squares", (2,), {"reduction": "none"}),
+    ("soft_ndcg", (np.abs(INT_X[::-1]), 3), {}),
+    ("soft_auc", (INT_X[::-1] > 2,), {}),
+]
+
+
+@pytest.mark.parametrize("name,args,kw", INT_CASES, ids=[c[0] for c in INT_CASES])
+@pytest.mark.parametrize("x", [INT_X, INT_X > 1], ids=["int", "bool"])
+def test_integer_and_boolean_inputs_give_the_values_of_the_default_float_version(backend, name,
+                                                                                args, kw, x):
+    from test_cross_dtypes import default_float
+
+    dt = default_float(backend)
+    # the first argument and (spearman, ndcg) the second: integer/boolean arrays of the framework
+    fl = [a.astype(dt) if name in ("soft_spearmanr", "soft_spearman_loss", "soft_ndcg")
+          and i == 0 else a for i, a in enumerate(args)]
+    got = call(backend, name, x, *args, regularization_strength=EPS, **kw)
+    want = call(backend, name, x.astype(dt), *fl, regularization_strength=EPS, **kw)
+    assert got.dtype == dt
+    assert_allclose(got, want, rtol=0, atol=0)
+
+
+def test_complex_loss_inputs_are_type_errors_naming_the_argument(backend):
+    _raises(backend, TypeError, "^x must be real.*complex", "soft_spearmanr", X + 0j, Y)
+    _raises(backend, TypeError, "^y must be real.*complex", "soft_spearmanr", X, Y + 0j)
+    _raises(backend, TypeError, "^relevance must be real.*complex", "soft_ndcg", X, Y + 0j)

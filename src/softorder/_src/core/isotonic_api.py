@@ -66,7 +66,7 @@ def isotonic_regression(y, *, sample_weight=None, y_min=None, y_max=None, increa
     (``increasing=False`` reverses the order). Exact, by pool-adjacent-violators, O(n) per row.
 
     Args:
-      y: floating array ``[..., n, ...]``.
+      y: real array ``[..., n, ...]`` (integer and boolean arrays become float64).
       sample_weight: positive weights ``c``, the shape of ``y`` (default ones).
       y_min, y_max: optional bounds (clipping the unbounded solution is exact for l2).
       increasing: the direction of the order constraint.

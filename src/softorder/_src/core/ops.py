@@ -10,7 +10,8 @@ Every operator is a regularized projection (DESIGN §1) and comes as
 Conventions (shared by every front end): ranks are 1-based and ascending by default (rank 1 is
 the smallest entry); ``descending=True`` flips the order. A larger ``regularization_strength``
 is softer; ``regularization_strength -> 0`` gives the hard operator. Outputs keep the input's
-floating dtype; kernels compute in float64. A row holding NaN gives NaN in that row only.
+floating dtype (integer and boolean inputs become float64, as ``np.mean`` does; complex ones
+raise); kernels compute in float64. A row holding NaN gives NaN in that row only.
 """
 
 from __future__ import annotations

@@ -396,7 +396,8 @@ _ST_ARG = """straight_through: if True, the value is the hard operator's ({hard}
     derivative is the soft operator's at the same strength (a straight-through estimator:
     a discrete forward pass that still trains)."""
 
-_SORT_ARGS = """x: floating {array} ``[..., n, ...]`` (float16, bfloat16, float32 or float64).
+_SORT_ARGS = """x: real {array} ``[..., n, ...]``: floating (float16, bfloat16, float32 or float64),
+    or integer/boolean (promoted to the default float dtype; complex raises TypeError).
   {axis}: the {axis_word} to act along (default last).
   descending: if True, {desc}.
   regularization: ``"l2"`` (default), ``"kl"`` or ``"pnorm"`` (the top-k paper's
@@ -407,7 +408,8 @@ _SORT_ARGS = """x: floating {array} ``[..., n, ...]`` (float16, bfloat16, float3
   p: the exponent for ``regularization="pnorm"`` (``p > 1``).
   """ + _ST_ARG
 
-_TOPK_ARGS = """x: floating {array} ``[..., n, ...]``.
+_TOPK_ARGS = """x: real {array} ``[..., n, ...]`` (integer/boolean: promoted to the default float
+    dtype).
   k: how many entries to keep, ``0 <= k <= n`` (a Python int).
   {axis}: the {axis_word} to select along (default last).
   regularization_strength: :math:`\\lambda > 0`, in the units of ``x``; larger is softer.

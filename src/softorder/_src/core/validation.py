@@ -11,10 +11,39 @@ REGULARIZATIONS = ("l2", "kl", "pnorm")
 SOLVERS = ("pav", "dykstra")
 
 
-def as_float_array(x, name="x"):
-    """``x`` as an ndarray with a floating dtype; integer/bool/complex arrays are refused.
+def promotes_to_float(name, kind, dtype, shape, cast):
+    """The one dtype rule of every front end's input boundary (``x``, ``y``, ``sample_weight``
+    and the losses' arrays), as ``np.mean`` and ``jnp`` functions have it.
 
-    Python lists and scalars (which carry no dtype of their own) become float64.
+    ``kind`` is the dtype's NumPy kind letter (each front end maps its framework's dtype to
+    one): ``"f"`` (floating, bfloat16 included) is kept and gives False; ``"b"``, ``"i"`` and
+    ``"u"`` (bool, signed and unsigned integers) give True: the caller promotes the array to
+    its framework's default float dtype. Complex and anything else (strings, objects) raise a
+    TypeError naming ``name`` (``cast``: how to fix it).
+    """
+    if kind == "f":
+        return False
+    if kind and kind in "biu":
+        return True
+    shape = _shape(shape)
+    if kind == "c":
+        raise TypeError(
+            f"{name} must be real (a floating, integer or boolean dtype); got complex dtype "
+            f"{dtype} with shape {shape}. Pass its real part or its modulus, e.g. "
+            f"{name}.real or abs({name})."
+        )
+    raise TypeError(
+        f"{name} must have a floating, integer or boolean dtype; got dtype {dtype} with shape "
+        f"{shape}. Cast it first, e.g. {cast}."
+    )
+
+
+def as_float_array(x, name="x"):
+    """``x`` as an ndarray with a floating dtype.
+
+    Floating arrays keep their dtype; integer and boolean arrays, and Python lists and
+    scalars (which carry no dtype of their own), become float64 (as ``np.mean`` does);
+    complex arrays raise a TypeError (`promotes_to_float`).
     """
     if getattr(x, "requires_grad", False):
         raise TypeError(
@@ -23,22 +52,14 @@ def as_float_array(x, name="x"):
             "framework's front end (softorder.torch, ...) for gradients, or pass "
             f"{name}.detach().numpy()."
         )
-    if isinstance(x, np.ndarray) or hasattr(x, "dtype"):
-        arr = np.asarray(x)
-        if not arr.dtype.isnative:  # big-endian data: every framework wants native order
-            arr = arr.astype(arr.dtype.newbyteorder("="))
-        if arr.dtype.kind != "f":
-            raise TypeError(
-                f"{name} must have a floating dtype (float16, float32 or float64); got dtype "
-                f"{arr.dtype} with shape {arr.shape}. Cast it first, e.g. {name}.astype(np.float32)."
-            )
-        return arr
     arr = np.asarray(x)
-    if arr.dtype.kind == "c":
-        raise TypeError(f"{name} must be real; got complex values with shape {arr.shape}.")
-    if arr.dtype.kind not in "fiub":
-        raise TypeError(f"{name} must be an array of real numbers; got dtype {arr.dtype}.")
-    return arr.astype(np.float64)
+    if not arr.dtype.isnative:  # big-endian data: every framework wants native order
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    promote = promotes_to_float(name, arr.dtype.kind, arr.dtype, arr.shape,
+                                f"{name}.astype(np.float64)")
+    if promote or not (isinstance(x, np.ndarray) or hasattr(x, "dtype")):
+        arr = arr.astype(np.float64)
+    return arr
 
 
 def check_axis(axis, ndim, shape, name="axis"):
@@ -137,12 +158,16 @@ def check_positive_int(value, name):
 # The framework front ends' boundary errors, one wording for all.
 
 
-def float_dtype_error(name, dtype, shape, cast, kind=""):
-    """The TypeError for a framework tensor of a non-floating dtype (``cast``: how to fix it)."""
+def _shape(shape):
     try:
-        shape = tuple(shape)
+        return tuple(shape)
     except (TypeError, ValueError):  # a TensorShape of unknown rank
-        pass
+        return shape
+
+
+def float_dtype_error(name, dtype, shape, cast, kind=""):
+    """The TypeError for a strength tensor of a non-floating dtype (``cast``: how to fix it)."""
+    shape = _shape(shape)
     return TypeError(
         f"{name} must have a floating dtype (float16, bfloat16, float32 or float64); got "
         f"{kind + ' ' if kind else ''}dtype {dtype} with shape {shape}. Cast it first, "

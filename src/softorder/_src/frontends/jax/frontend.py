@@ -87,10 +87,13 @@ def _compute_dtype():
 
 
 def _as_float(x, name="x"):
-    """A floating jax array (or tracer); NumPy arrays and lists are checked as NumPy does."""
+    """A floating jax array (or tracer): integer and boolean arrays become JAX's default float
+    dtype (float32, float64 under ``jax_enable_x64``), as ``jnp.mean`` does; NumPy arrays and
+    lists are converted as NumPy does (then JAX's canonical dtype)."""
     if isinstance(x, (jax.Array, jax.core.Tracer)):
-        if x.dtype not in _FLOAT_DTYPES:
-            raise V.float_dtype_error(name, x.dtype, x.shape, f"{name}.astype(jnp.float32)")
+        kind = "f" if x.dtype in _FLOAT_DTYPES else np.dtype(x.dtype).kind
+        if V.promotes_to_float(name, kind, x.dtype, x.shape, f"{name}.astype(jnp.float32)"):
+            return x.astype(_compute_dtype())
         return x
     if hasattr(x, "dtype") and str(x.dtype) == "bfloat16":
         return jnp.asarray(x)

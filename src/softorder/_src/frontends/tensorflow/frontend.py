@@ -169,12 +169,25 @@ TF = TFBackend()
 # Inputs, axes, rows.
 
 
+def _dtype_kind(dtype):
+    """A tf dtype as a NumPy kind letter (`validation.promotes_to_float`)."""
+    if dtype in _FLOAT_DTYPES:
+        return "f"
+    if dtype.is_complex:
+        return "c"
+    if dtype.is_bool:
+        return "b"
+    return "i" if dtype.is_integer and not dtype.is_quantized else "V"
+
+
 def _as_float_tensor(x, name="x"):
-    """A floating tf.Tensor; NumPy arrays and lists are checked as `softorder.numpy` does."""
+    """A floating tf.Tensor: integer and boolean tensors become float32 (TensorFlow's default
+    float); NumPy arrays and lists are converted as `softorder.numpy` does (to float64)."""
     if isinstance(x, tf.Variable) or tf.is_tensor(x):
         x = tf.convert_to_tensor(x)
-        if x.dtype not in _FLOAT_DTYPES:
-            raise V.float_dtype_error(name, x.dtype.name, x.shape, f"tf.cast({name}, tf.float32)")
+        if V.promotes_to_float(name, _dtype_kind(x.dtype), x.dtype.name, x.shape,
+                               f"tf.cast({name}, tf.float32)"):
+            return tf.cast(x, tf.float32)
         return x
     arr = V.as_float_array(x, name)
     if not arr.dtype.isnative:  # big-endian data: native byte order, same values

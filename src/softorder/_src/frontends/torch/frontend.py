@@ -553,13 +553,24 @@ class _SoftOpEager(torch.autograd.Function):
 # Boundary: inputs, options, strength, rows.
 
 
+def _dtype_kind(x):
+    """``x``'s dtype as a NumPy kind letter (`validation.promotes_to_float`)."""
+    if x.dtype in _FLOATS:
+        return "f"
+    if x.is_complex():
+        return "c"
+    if x.dtype == torch.bool:
+        return "b"
+    return "V" if x.is_quantized or x.is_floating_point() else "i"  # float8: no kernels
+
+
 def _as_float_tensor(x, name="x"):
-    """A floating tensor; NumPy arrays and lists are checked as `softorder.numpy` does (and
+    """A floating tensor: integer and boolean tensors become ``torch.get_default_dtype()``;
+    NumPy arrays and lists are converted as `softorder.numpy` does (integers to float64, and
     non-native byte orders converted, which torch does not read)."""
     if isinstance(x, torch.Tensor):
-        if x.dtype not in _FLOATS:
-            kind = "complex" if x.is_complex() else "non-floating"
-            raise V.float_dtype_error(name, x.dtype, x.shape, f"{name}.float()", kind)
+        if V.promotes_to_float(name, _dtype_kind(x), x.dtype, x.shape, f"{name}.float()"):
+            return x.to(torch.get_default_dtype())
         return x
     arr = V.as_float_array(x, name)
     if not arr.dtype.isnative:
