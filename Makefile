@@ -32,6 +32,7 @@ test: install lint typecheck
 	$(BIN)/python -m pytest -q -n 2 tests --ignore=tests/tf \
 		--doctest-modules src/softorder/_src/core/ops.py src/softorder/_src/core/isotonic_api.py \
 		src/softorder/_src/frontends/torch/frontend.py src/softorder/_src/frontends/torch/modules.py \
+		src/softorder/_src/frontends/torch/router.py src/softorder/_src/frontends/torch/pruning.py \
 		src/softorder/torchsort.py src/softorder/_src/frontends/jax/frontend.py
 	$(BIN)/python -m pytest -q -n 2 tests/tf \
 		--doctest-modules src/softorder/_src/frontends/tensorflow/frontend.py src/softorder/_src/frontends/tensorflow/layers.py

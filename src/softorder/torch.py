@@ -15,6 +15,12 @@ from ._src.frontends.torch.frontend import (
     soft_topk_mask,
 )
 from ._src.frontends.torch.modules import SoftRank, SoftSort, SoftTopKMagnitude, SoftTopKMask
+from ._src.frontends.torch.pruning import (
+    SoftTopKMagnitudePruner,
+    SparsityReport,
+    pruning_schedule,
+)
+from ._src.frontends.torch.router import RouterOutput, SparseTopKRouter, router_capacity
 
 __all__ = [
     "soft_sort",
@@ -31,4 +37,10 @@ __all__ = [
     "SoftRank",
     "SoftTopKMask",
     "SoftTopKMagnitude",
+    "SparseTopKRouter",
+    "RouterOutput",
+    "router_capacity",
+    "SoftTopKMagnitudePruner",
+    "SparsityReport",
+    "pruning_schedule",
 ]
