@@ -185,7 +185,7 @@ def main(argv=None):
     else:
         ns_err, iters, batch_err = (100, 1000), (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000,
                                                   2000, 5000), 32
-        by_n = [(8, n) for n in (100, 1000, 10000, 100000)]
+        by_n = [(8, n) for n in (100, 1000, 10000, 30000)]
         by_batch = [(b, 100) for b in (1, 16, 256, 4096)]
         reps = 7
     curves = error_vs_iterations(rng, ns_err, (0.1, 1.0), iters, batch_err)
