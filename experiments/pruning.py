@@ -135,7 +135,7 @@ def main(argv=None):
         seeds, sparsities, pre, ft = [args.seed], (0.9, 0.95), 600, 200
     else:
         seeds, sparsities, pre, ft = ([args.seed + i for i in range(3)],
-                                      (0.5, 0.8, 0.9, 0.95, 0.98), 2000, 600)
+                                      (0.8, 0.9, 0.95, 0.98), 1500, 400)
     # Strength schedules (initial, final): p=2 is dimensionless (entries within a factor
     # 1 + lambda of the k-th magnitude are shrunk); p=4/3 is in |W|^(2/3) (weights ~ 0.1).
     strengths = {"soft p=2": (1.0, 1e-3), "soft p=4/3": (1e-1, 1e-3)}
