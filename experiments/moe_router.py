@@ -35,8 +35,9 @@ METHODS = ("hard", "soft", "soft-ec")
 
 def build(method, d, n_experts, k, strength, aux):
     import torch
-    from softorder.torch import SparseTopKRouter
     from torch import nn
+
+    from softorder.torch import SparseTopKRouter
 
     class HardRouter(nn.Module):
         """softmax + hard top-k; the same outputs as `SparseTopKRouter` (gates, indices,

@@ -98,8 +98,9 @@ def _makers(framework, device="cpu"):
                              max_iter=max_iter)
         return make, lambda y: np.asarray(y)
     if framework == "torch":
-        import softorder.torch as st
         import torch
+
+        import softorder.torch as st
 
         def make(x, op, solver, max_iter, lam, k):
             f = getattr(st, op)
@@ -114,6 +115,7 @@ def _makers(framework, device="cpu"):
         return make, lambda y: y.detach().cpu().numpy()
     if framework == "jax":
         import jax
+
         import softorder.jax as sj
 
         jax.config.update("jax_enable_x64", True)

@@ -74,8 +74,9 @@ def prune_one(method, dense, sparsity, ft, data, seed, strengths):
     import copy
 
     import torch
-    from softorder.torch import SoftTopKMagnitudePruner, pruning_schedule
     from torch.nn.utils import prune
+
+    from softorder.torch import SoftTopKMagnitudePruner, pruning_schedule
 
     xtr, ytr, xte, yte = data
     model = copy.deepcopy(dense)
