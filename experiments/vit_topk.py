@@ -95,15 +95,17 @@ def soft_kth_largest(v, k: int, eps: float, p: float):
 
 
 def topk_hinge_loss(logits, y, k: int, *, eps: float = 1.0, p: float = 4 / 3,
-                    margin: float = 1.0):
-    """Mean of ``max(0, margin + T_k(theta_{-y}) - theta_y)`` over the batch."""
+                    margin: float = 1.0, reduce: bool = True):
+    """Mean of ``max(0, margin + T_k(theta_{-y}) - theta_y)`` over the batch (per example
+    with ``reduce=False``)."""
     import torch
 
     n_classes = logits.shape[-1]
     true = logits.gather(1, y[:, None])[:, 0]
     keep = torch.ones_like(logits, dtype=torch.bool).scatter_(1, y[:, None], False)
     others = logits[keep].view(-1, n_classes - 1)
-    return torch.relu(margin + soft_kth_largest(others, k, eps, p) - true).mean()
+    loss = torch.relu(margin + soft_kth_largest(others, k, eps, p) - true)
+    return loss.mean() if reduce else loss
 
 
 def accuracy(model, x, y, ks=(1, 2)):
@@ -133,12 +135,18 @@ def train(model, x, y, steps, loss_fn, lr, batch, gen, evaluate=None, every=0):
     return curve
 
 
-def run_seed(seed, k, pre_steps, ft_steps, eps, p, margin, train_fraction, every):
+def run_seed(seed, k, pre_steps, ft_steps, eps, p, margin, train_fraction, every,
+             label_noise=0.0):
     import torch
     from _digits import digits_split
 
     H.seed_everything(seed)
     xtr, ytr, xte, yte = digits_split(seed, train_fraction=train_fraction)
+    if label_noise > 0:  # symmetric noise on the training labels; the test set stays clean
+        g = torch.Generator().manual_seed(seed + 2)
+        flip = torch.rand(ytr.shape, generator=g) < label_noise
+        shift = torch.randint(1, 10, ytr.shape, generator=g)
+        ytr = torch.where(flip, (ytr + shift) % 10, ytr)
     model = build_vit()
     gen = torch.Generator().manual_seed(seed)
     ce = torch.nn.functional.cross_entropy
@@ -151,7 +159,14 @@ def run_seed(seed, k, pre_steps, ft_steps, eps, p, margin, train_fraction, every
         return 0.5 * (topk_hinge_loss(logits, yy, 1, eps=eps, p=p, margin=margin)
                       + topk_hinge_loss(logits, yy, k, eps=eps, p=p, margin=margin))
 
-    out = {"seed": seed, "before": before}
+    model.eval()
+    with torch.no_grad():  # training examples the top-k loss acts on (nonzero) at the start
+        logits = model(xtr)
+        active = float(np.mean([float((topk_hinge_loss(logits, ytr, kk, eps=eps, p=p,
+                                                       margin=margin, reduce=False) > 0)
+                                      .double().mean()) for kk in (1, k)]))
+    model.train()
+    out = {"seed": seed, "before": before, "train_active_fraction_at_start": active}
     for name, fn in (("cross_entropy", ce), ("soft_topk", topk_loss)):
         m = copy.deepcopy(model)
         g = torch.Generator().manual_seed(seed + 1)  # the same batches for both
@@ -165,6 +180,9 @@ def main(argv=None):
     ap.add_argument("--k", type=int, default=2, help="the k of top-k (default 2)")
     ap.add_argument("--eps", type=float, default=1.0, help="soft top-k strength (default 1)")
     ap.add_argument("--p", type=float, default=4 / 3, help="soft top-k exponent (default 4/3)")
+    ap.add_argument("--label-noise", type=float, default=0.0,
+                    help="fraction of training labels replaced by another class (default 0)")
+    ap.add_argument("--seeds", type=int, default=5, help="seeds in a full run (default 5)")
     args = ap.parse_args(argv)
     import torch
 
@@ -173,8 +191,8 @@ def main(argv=None):
     if args.quick:
         seeds, pre, ft, frac, every = [args.seed], 200, 100, 0.5, 50
     else:
-        seeds, pre, ft, frac, every = [args.seed + i for i in range(5)], 800, 600, 0.5, 50
-    runs = [run_seed(s, args.k, pre, ft, args.eps, args.p, 1.0, frac, every)
+        seeds, pre, ft, frac, every = [args.seed + i for i in range(args.seeds)], 800, 600, 0.5, 50
+    runs = [run_seed(s, args.k, pre, ft, args.eps, args.p, 1.0, frac, every, args.label_noise)
             for s in H.progress(seeds, "seeds")]
     k = args.k
     keys = ("top1", f"top{k}")
@@ -216,13 +234,20 @@ def main(argv=None):
     fig.tight_layout()
 
     d = summary["soft_topk_minus_cross_entropy"]
+    summary["train_active_fraction_at_start"] = stats(
+        lambda r: r["train_active_fraction_at_start"])
     text = (f"Tiny ViT (2 blocks, dim 32, patch 2) on digits ({int(frac * 100)}% of the "
-            f"training split), {pre} cross-entropy steps, then {ft} fine-tuning steps; "
+            f"training split, label noise {args.label_noise}), {pre} cross-entropy steps, "
+            f"then {ft} fine-tuning steps; "
             f"{len(runs)} seed(s). Soft top-{k} loss = (l_1 + l_{k})/2, eps={args.eps}, "
             f"p={args.p:.4g}, margin 1. Soft top-k minus cross-entropy after fine-tuning: top-1 "
             f"{d['top1']['mean']:+.4f} (std {d['top1']['std']:.4f}), top-{k} "
-            f"{d[f'top{k}']['mean']:+.4f} (std {d[f'top{k}']['std']:.4f}).")
-    rep.save({"k": k, "eps": args.eps, "p": args.p, "pretrain_steps": pre,
+            f"{d[f'top{k}']['mean']:+.4f} (std {d[f'top{k}']['std']:.4f}). Fraction of training "
+            f"examples (x2 terms) with a nonzero top-k loss when fine-tuning starts: "
+            f"{summary['train_active_fraction_at_start']['mean']:.3f} (0 = the hinge is "
+            "inactive and the fine-tuning leaves the model unchanged).")
+    rep.save({"k": k, "eps": args.eps, "p": args.p, "label_noise": args.label_noise,
+              "pretrain_steps": pre,
               "finetune_steps": ft, "train_fraction": frac, "summary": summary, "runs": runs},
              table=table, text=text, figure=fig)
 

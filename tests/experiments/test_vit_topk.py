@@ -57,7 +57,7 @@ def test_topk_hinge_is_zero_iff_true_class_in_topk_with_margin_and_has_gradient_
 def test_vit_topk_quick(run_experiment):
     doc = run_experiment("vit_topk", "--seed", "2")
     k = doc["k"]
-    for key in ("summary", "runs", "pretrain_steps", "finetune_steps"):
+    for key in ("summary", "runs", "pretrain_steps", "finetune_steps", "label_noise"):
         assert key in doc
     s = doc["summary"]
     for model in ("before", "cross_entropy", "soft_topk"):
@@ -67,5 +67,6 @@ def test_vit_topk_quick(run_experiment):
             assert v > 0.5  # chance is 0.1 (top-1) / 0.2 (top-2): training works
         assert s[model][f"top{k}"]["mean"] >= s[model]["top1"]["mean"]  # top-k >= top-1
     for run in doc["runs"]:
+        assert 0.0 <= run["train_active_fraction_at_start"] <= 1.0
         for name in ("cross_entropy", "soft_topk"):
             assert run[name]["curve"][-1]["step"] == doc["finetune_steps"]
