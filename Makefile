@@ -33,9 +33,12 @@ test: install lint typecheck
 		--doctest-modules src/softorder/_src/core/ops.py src/softorder/_src/core/isotonic_api.py \
 		src/softorder/_src/frontends/torch/frontend.py src/softorder/_src/frontends/torch/modules.py \
 		src/softorder/_src/frontends/torch/router.py src/softorder/_src/frontends/torch/pruning.py \
-		src/softorder/torchsort.py src/softorder/_src/frontends/jax/frontend.py
+		src/softorder/torchsort.py src/softorder/_src/frontends/jax/frontend.py \
+		src/softorder/_src/frontends/jax/flax_router.py \
+		src/softorder/numpy.py src/softorder/torch.py src/softorder/jax.py
 	$(BIN)/python -m pytest -q -n 2 tests/tf \
-		--doctest-modules src/softorder/_src/frontends/tensorflow/frontend.py src/softorder/_src/frontends/tensorflow/layers.py
+		--doctest-modules src/softorder/_src/frontends/tensorflow/frontend.py src/softorder/_src/frontends/tensorflow/layers.py \
+		src/softorder/tensorflow.py
 
 # The comparison baselines go into the benchmark environment only, never into softorder's
 # dependencies: OTT-JAX (pure Python), and torchsort, whose C++ extension builds on a CPU-only

@@ -233,10 +233,8 @@ def test_extreme_mask_at_a_tiny_strength_agrees_on_both_paths():
     _same_paths("soft_topk_mask", EXTREME, 1e-300, 2, p=4 / 3)
 
 
-@pytest.mark.xfail(strict=True, reason="ranks of rows with +-inf and +-1e300..1.7e308 at "
-                   "strength 1: the fused kernel pools finite entries with +inf (e.g. INFS "
-                   "descending: [4, 8, 4, 4, 4, 4, 4, 4]); the generic path gives the limit "
-                   "[1.5, 8, 3, 7, 4, 5, 1.5, 6]")
+# Was a defect: descending ranks split segments on the unsigned gap, so a row with +-inf was
+# solved relative to an infinite first entry and pooled whole ([4, 8, 4, 4, 4, 4, 4, 4] for INFS).
 @pytest.mark.parametrize("x", [EXTREME, INFS], ids=["extreme", "infs"])
 @pytest.mark.parametrize("reg", ["l2", "kl", "pnorm"])
 def test_extreme_ranks_agree_on_both_paths(x, reg):

@@ -286,3 +286,14 @@ def test_kl_sort_derivative_with_two_minus_infinities_is_the_limit(vals):
     ys, js = _run(name, kw, xs, 0.3, R.NUMPY, 0)
     t = np.random.default_rng(0).normal(size=x.shape)
     np.testing.assert_allclose(apply(jac, t), apply(js, t), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("p", [4 / 3, pytest.param(3.0, marks=pytest.mark.xfail(
+    strict=True, reason="issue 8: p-norm sorts map x to |x|^(p-1), which underflows to 0 for "
+    "|x| < ~1e-162 at p = 3 (the mirror of the known overflow beyond ~1e154)"))])
+def test_tied_tiny_values_at_a_huge_strength_sort_without_a_crash(p):
+    # Found by hypothesis: the cubic merge's closed-form fallback divided by a * sqrt(a / 3),
+    # which underflowed to 0 (ZeroDivisionError from the Numba kernel). Ties sort to themselves.
+    x = np.array([[-1e-162, -1e-162]])
+    y, _ = _run("soft_sort", dict(regularization="pnorm", p=p), x, 1e108, R.NUMPY, 0)
+    np.testing.assert_allclose(y, x, rtol=1e-15, atol=0)

@@ -103,3 +103,17 @@ def test_general_p_is_not_quadratic(op, p):
     assert np.isfinite(y).all()
     if op == "soft_topk_mask":
         np.testing.assert_allclose(y.sum(), 20_000, rtol=1e-9)
+
+
+@pytest.mark.parametrize("p", [3.0, 1.5, 2.5])
+@pytest.mark.parametrize("scale", [1e-6, 1.0, 1e6])
+def test_magnitude_of_tied_selected_entries_is_the_entries_at_any_scale(p, scale):
+    # Selected entries (w = 1) of the magnitude problem satisfy phi(u / lam) = gamma with
+    # y = u + gamma = s: a tied pair inside the top k is returned exactly. u = s - gamma can be
+    # 1e-12 of s, so a merge bracketed by the rounded gammas (not center + offset) lost its
+    # digits (3.0000248e-06 for 3e-06 at p = 3, found by hypothesis).
+    x = np.array([3.0, 0, 0, 0, 0, 0, 3.0]) * scale
+    y = so.soft_topk_magnitude(x, 2, p=p, regularization_strength=scale)
+    np.testing.assert_allclose(y, x, rtol=1e-13, atol=0)
+    single = so.soft_topk_magnitude(x[:6], 1, p=p, regularization_strength=scale)
+    np.testing.assert_allclose(single, x[:6], rtol=1e-13, atol=0)

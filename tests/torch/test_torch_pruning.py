@@ -124,6 +124,7 @@ def _task(n=256, seed=5):
 def test_training_loop_keeps_working_and_the_loss_decreases(scope):
     m = _mlp(seed=3)
     opt = torch.optim.Adam(m.parameters(), lr=3e-2)  # created before the pruner: still works
+    w_param = m[0].weight
     steps = 40
     pr = SoftTopKMagnitudePruner(m, 0.8, scope=scope,
                                  schedule=pruning_schedule(0.8, steps, initial_strength=0.3,
@@ -141,13 +142,16 @@ def test_training_loop_keeps_working_and_the_loss_decreases(scope):
     assert sum(losses[-5:]) / 5 < 0.6 * losses[0]
     assert pr.current_sparsity == pytest.approx(0.8)
     pr.freeze()
+    assert m[0].weight_orig is w_param  # the optimizer keeps updating the same Parameter
     frozen_zero = m[0].weight == 0
+    kept_before = m[0].weight_orig.detach().clone()
     acc_before = (m(x).argmax(-1) == y).double().mean()
     for _ in range(10):  # fine-tuning keeps the pruned entries at zero
         opt.zero_grad()
         torch.nn.functional.cross_entropy(m(x), y).backward()
         opt.step()
     assert (m[0].weight[frozen_zero] == 0).all()
+    assert not torch.equal(m[0].weight_orig[~frozen_zero], kept_before[~frozen_zero])
     assert (m(x).argmax(-1) == y).double().mean() >= acc_before - 0.05
     assert pr.sparsity().total == pytest.approx(1 - (_keep(0.8, 96) + _keep(0.8, 48)) / 144
                                                 if scope == "layer" else

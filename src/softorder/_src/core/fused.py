@@ -97,7 +97,8 @@ def _zside_row(x, perm, reverse, scale, mag, w, winv, kind, r, lam, gap,
         # whose scaled gap exceeds ``gap`` (the range of phi^-1(w)) are never pooled: the row
         # splits into segments there, each solved with s relative to its first entry. So
         # x * scale never overflows, and infinite entries are the ties they are (s = 0).
-        ascale = abs(scale)
+        # s = scale * x decreases along in_perm whatever the sign of scale (descending ranks
+        # have scale < 0 and x ascending), so the signed scaled gap is the one to test.
         nblk = 0
         lo = 0
         while lo < n:
@@ -106,7 +107,7 @@ def _zside_row(x, perm, reverse, scale, mag, w, winv, kind, r, lam, gap,
             s[lo] = 0.0
             while hi < n:
                 xh = x[in_perm[hi]]
-                if _scaled_diff(x[in_perm[hi - 1]], xh, ascale) > gap:
+                if _scaled_diff(x[in_perm[hi - 1]], xh, scale) > gap:
                     break
                 s[hi] = _scaled_diff(xh, ref, scale)
                 hi += 1

@@ -107,6 +107,27 @@ def _dphi(u, r):
 def _solve_cubic(a, c):
     """The real root t of t^3 + a t + c = 0 for a >= 0 (one real root, f increasing).
 
+    Solved for tau = t / sig with sig = max(sqrt(a), cbrt|c|): the normalized coefficients
+    are at most 1, so no power in `_solve_unit_cubic` over- or underflows whatever the scale
+    of a and c (a ~ 1e-216 once made the closed form divide by an underflowed 0).
+    """
+    if c == 0.0:
+        return 0.0
+    sig = max(math.sqrt(a) if a > 0.0 else 0.0, np.cbrt(abs(c)))
+    if sig == 0.0 or math.isinf(sig):
+        return _solve_unit_cubic(a, c)
+    cn = ((c / sig) / sig) / sig
+    if abs(cn) < 1e-100:
+        # Linear regime (sig = sqrt(a)): t^3 is below 1e-200 of a t, and cn may have
+        # underflowed where -c / a has not.
+        return -c / a
+    return sig * _solve_unit_cubic((a / sig) / sig, cn)
+
+
+@njit
+def _solve_unit_cubic(a, c):
+    """`_solve_cubic` on coefficients of order at most 1.
+
     Newton from ``-c / a`` (linear regime) or ``-cbrt(c)`` (cubic regime) converges in a few
     steps; the hyperbolic closed form is the fallback.
     """
@@ -317,8 +338,6 @@ def _bottom_up(s, w, cw, kind, r, lam, winv, start, center, offset, gam, st, top
         gam[top] = center[top] + offset[top]
         while top > floor and _violates(kind, st, gam, top - 1, top):
             a = top - 1
-            gl = gam[a]
-            gr = gam[top]
             if kind == KIND_L2:
                 for c0 in (0, 4):
                     ca = st[a, c0]
@@ -384,10 +403,16 @@ def _bottom_up(s, w, cw, kind, r, lam, winv, start, center, offset, gam, st, top
                     else:
                         offset[a] = _mag_cubic(lam, wsum, nn, mean, st[a, 2], st[a, 3])
                 else:
+                    # The bracket relative to c from each block's (center, offset), not
+                    # from gam = center + offset: rounding gam loses the offset's digits
+                    # (magnitude: u = s - gam can be 1e-12 of s), and tied blocks bracket
+                    # the root exactly.
                     c = center[a]
+                    bl = offset[a]
+                    br = (center[top] - c) + offset[top]
                     offset[a] = _solve_block(
                         s, start[a], i + 1, c, wsum, r, lam if kind == KIND_MAG else 1.0,
-                        kind == KIND_MAG, gl - c, gr - c, 0.5 * (gl + gr) - c,
+                        kind == KIND_MAG, bl, br, 0.5 * (bl + br),
                     )
             top -= 1
             gam[top] = center[top] + offset[top]
