@@ -42,7 +42,7 @@ def _project_pairs(z, pairs, xp):
     """
     offset, stop, a, b, share_a, share_b = pairs
     za, zb = z[..., a], z[..., b]
-    active = za < zb
+    active = za <= zb  # ties pool, as in PAV (its block structure and Jacobian at a tie)
     mean = share_a * za + share_b * zb
     mid = xp.interleave(xp.where(active, mean, za), xp.where(active, mean, zb))
     return xp.concat([z[..., :offset], mid, z[..., stop:]]), active
@@ -104,11 +104,11 @@ def dykstra_with_infinite_groups(s, target, weights, *, max_iter=1000, tol=1e-9,
     them: each run is the limit of ties at ``+-M``, ``M -> infinity``, so it never pools with
     the finite entries and is one block of its own (ties pool, as in `isotonic.pav`).
 
-    The runs' targets are replaced by the largest (``+inf`` run) or smallest (``-inf`` run)
-    finite target of the row: their optimal value then satisfies the order constraint to the
-    finite rest, which is solved as without them. The caller gives the runs their values
-    (the limit, e.g. the run's mean weight for a top-k mask). Returns the `DykstraState` with
-    the block ids of the limit.
+    The runs' targets are replaced by values just beyond the largest (``+inf`` run) or
+    smallest (``-inf`` run) finite target of the row: their optimal value then satisfies the
+    order constraint to the finite rest, which is solved as without them. The caller gives the
+    runs their values (the limit, e.g. the run's mean weight for a top-k mask). Returns the
+    `DykstraState` with the block ids of the limit.
     """
     pinf = s == float("inf")
     ninf = s == -float("inf")
@@ -118,7 +118,12 @@ def dykstra_with_infinite_groups(s, target, weights, *, max_iter=1000, tol=1e-9,
     tmin = -xp.row_max(xp.where(infs, zero - float("inf"), -target))
     tmax = xp.where(xp.isnan(tmax) | (tmax > -float("inf")), tmax, 0.0)  # no finite entry: 0
     tmin = xp.where(xp.isnan(tmin) | (tmin < float("inf")), tmin, 0.0)
-    t = xp.where(pinf, zero + tmax, xp.where(ninf, zero + tmin, target))
+    # Strictly beyond the finite targets (a tie would pool, moving the rest by a rounding).
+    tpos = tmax + xp.maximum(xp.abs(tmax) * 2.0**-30, 1.0)
+    tneg = tmin - xp.maximum(xp.abs(tmin) * 2.0**-30, 1.0)
+    tpos = xp.where(xp.abs(tpos) < float("inf"), tpos, tmax)
+    tneg = xp.where(xp.abs(tneg) < float("inf"), tneg, tmin)
+    t = xp.where(pinf, zero + tpos, xp.where(ninf, zero + tneg, target))
     st = dykstra_decreasing(t, weights, max_iter=max_iter, tol=tol, xp=xp)
     n = s.shape[-1]
     if n <= 1:
