@@ -13,6 +13,17 @@ from ._src.frontends.jax.frontend import (
     soft_topk_magnitude,
     soft_topk_mask,
 )
+from ._src.frontends.jax.losses import (
+    soft_auc,
+    soft_least_trimmed_squares,
+    soft_median,
+    soft_ndcg,
+    soft_quantile,
+    soft_spearman_loss,
+    soft_spearmanr,
+    soft_trimmed_mean,
+    topk_classification_loss,
+)
 
 __all__ = [
     "soft_sort",
@@ -23,4 +34,13 @@ __all__ = [
     "IsotonicResult",
     "BACKENDS",
     "default_backend",
+    "soft_spearmanr",
+    "soft_spearman_loss",
+    "topk_classification_loss",
+    "soft_quantile",
+    "soft_median",
+    "soft_trimmed_mean",
+    "soft_least_trimmed_squares",
+    "soft_ndcg",
+    "soft_auc",
 ]

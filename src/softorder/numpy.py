@@ -1,4 +1,5 @@
-"""The NumPy API: soft sort, rank and top-k, their hard limits, and O(n) JVP/VJP."""
+"""The NumPy API: soft sort, rank and top-k, their hard limits, O(n) JVP/VJP, and the losses
+and soft statistics (values)."""
 
 from ._src.core.ops import (
     Residuals,
@@ -19,6 +20,17 @@ from ._src.core.ops import (
     soft_topk_mask_fwd,
     vjp,
 )
+from ._src.losses.numpy_api import (
+    soft_auc,
+    soft_least_trimmed_squares,
+    soft_median,
+    soft_ndcg,
+    soft_quantile,
+    soft_spearman_loss,
+    soft_spearmanr,
+    soft_trimmed_mean,
+    topk_classification_loss,
+)
 
 __all__ = [
     "soft_sort",
@@ -38,4 +50,13 @@ __all__ = [
     "jvp",
     "vjp",
     "Residuals",
+    "soft_spearmanr",
+    "soft_spearman_loss",
+    "topk_classification_loss",
+    "soft_quantile",
+    "soft_median",
+    "soft_trimmed_mean",
+    "soft_least_trimmed_squares",
+    "soft_ndcg",
+    "soft_auc",
 ]

@@ -14,6 +14,17 @@ from ._src.frontends.torch.frontend import (
     soft_topk_magnitude,
     soft_topk_mask,
 )
+from ._src.frontends.torch.losses import (
+    soft_auc,
+    soft_least_trimmed_squares,
+    soft_median,
+    soft_ndcg,
+    soft_quantile,
+    soft_spearman_loss,
+    soft_spearmanr,
+    soft_trimmed_mean,
+    topk_classification_loss,
+)
 from ._src.frontends.torch.modules import SoftRank, SoftSort, SoftTopKMagnitude, SoftTopKMask
 
 __all__ = [
@@ -31,4 +42,13 @@ __all__ = [
     "SoftRank",
     "SoftTopKMask",
     "SoftTopKMagnitude",
+    "soft_spearmanr",
+    "soft_spearman_loss",
+    "topk_classification_loss",
+    "soft_quantile",
+    "soft_median",
+    "soft_trimmed_mean",
+    "soft_least_trimmed_squares",
+    "soft_ndcg",
+    "soft_auc",
 ]

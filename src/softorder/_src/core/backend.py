@@ -79,6 +79,13 @@ class Backend(Protocol):
     def sign(self, a: Array) -> Array: ...
     def where(self, cond: Array, a: Array, b: Array) -> Array: ...
 
+    # For the losses (`_src/losses`), written once over these primitives and a front end's
+    # differentiable operators.
+    def row_sum(self, a: Array) -> Array:
+        """Per-row sum, ``[m, 1]``."""
+
+    def sqrt(self, a: Array) -> Array: ...
+
 
 
 class NumpyBackend:
@@ -175,6 +182,11 @@ class NumpyBackend:
     abs = staticmethod(np.abs)
     sign = staticmethod(np.sign)
     where = staticmethod(np.where)
+    sqrt = staticmethod(np.sqrt)
+
+    @staticmethod
+    def row_sum(a):
+        return np.sum(a, axis=-1, keepdims=True)
 
 
 NUMPY = NumpyBackend()

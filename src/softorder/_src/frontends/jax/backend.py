@@ -427,6 +427,11 @@ class JaxBackend:
     isnan = staticmethod(jnp.isnan)
     maximum = staticmethod(jnp.maximum)
     minimum = staticmethod(jnp.minimum)
+    sqrt = staticmethod(jnp.sqrt)
+
+    @staticmethod
+    def row_sum(a):
+        return jnp.sum(a, axis=-1, keepdims=True)
 
 
 JAX = JaxBackend()

@@ -144,6 +144,23 @@ class TFBackend:
     ones_like = staticmethod(tf.ones_like)
     zeros_like = staticmethod(tf.zeros_like)
 
+    # For the losses (`_src/losses`).
+    @staticmethod
+    def argsort_desc(a):
+        return tf.argsort(a, axis=-1, direction="DESCENDING", stable=True)
+
+    @staticmethod
+    def row_sum(a):
+        return tf.reduce_sum(a, axis=-1, keepdims=True)
+
+    @staticmethod
+    def row_max(a):
+        return tf.reduce_max(a, axis=-1, keepdims=True)
+
+    sqrt = staticmethod(tf.sqrt)
+    maximum = staticmethod(tf.maximum)
+    minimum = staticmethod(tf.minimum)
+
 
 TF = TFBackend()
 

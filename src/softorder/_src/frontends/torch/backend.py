@@ -238,6 +238,11 @@ class TorchBackend:
         return state
 
     isnan = staticmethod(torch.isnan)
+    sqrt = staticmethod(torch.sqrt)
+
+    @staticmethod
+    def row_sum(a):
+        return a.sum(dim=-1, keepdim=True)
 
     @staticmethod
     def maximum(a, b):
