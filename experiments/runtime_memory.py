@@ -35,9 +35,8 @@ if os.environ.get("MALLOC_MMAP_THRESHOLD_") is None and __name__ == "__main__":
     os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"
     os.execv(sys.executable, [sys.executable, *sys.argv])
 
-import numpy as np
-
 import _harness as H
+import numpy as np
 
 NAME = "runtime_memory"
 METHODS = ("soft_rank l2", "soft_rank kl", "soft_sort l2", "soft_sort kl",
@@ -66,9 +65,9 @@ def _reset_peak() -> bool:
 
 def make_fn(method: str):
     """The callable ``x -> y`` for a method name of METHODS."""
+    import baselines as B
     import torch
 
-    import baselines as B
     from softorder.torch import soft_rank, soft_sort
 
     if method.startswith("soft_"):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import baselines as B
 import numpy as np
 import pytest
 import scipy.stats
 import torch
-
-import baselines as B
 
 
 def _rows(seed, batch=3, n=7):
