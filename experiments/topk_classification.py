@@ -25,9 +25,8 @@ import os
 import pickle
 import time
 
-import numpy as np
-
 import _harness as H
+import numpy as np
 
 NAME = "topk_classification"
 METHODS = ("cross-entropy", "rQ (l2)", "rE (kl)", "OT (Sinkhorn)", "All-pairs")
@@ -89,10 +88,10 @@ def make_cnn(in_channels: int, classes: int):
 def make_loss(method: str, k: int, strength: float):
     """``(logits, labels) -> loss``. The baselines get the same hinge ``max(0, r_y - k)`` on
     their descending ranks ``n + 1 - r^asc``."""
+    import baselines as B
     import torch
     import torch.nn.functional as F
 
-    import baselines as B
     from softorder.torch import topk_classification_loss
 
     if method == "cross-entropy":

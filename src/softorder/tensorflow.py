@@ -11,7 +11,6 @@ from ._src.frontends.tensorflow.frontend import (
     soft_topk_magnitude,
     soft_topk_mask,
 )
-from ._src.frontends.tensorflow.layers import SoftRank, SoftSort, SoftTopKMagnitude, SoftTopKMask
 from ._src.frontends.tensorflow.losses import (
     soft_auc,
     soft_least_trimmed_squares,
@@ -23,6 +22,7 @@ from ._src.frontends.tensorflow.losses import (
     soft_trimmed_mean,
     topk_classification_loss,
 )
+from ._src.frontends.tensorflow.layers import SoftRank, SoftSort, SoftTopKMagnitude, SoftTopKMask
 
 __all__ = [
     "soft_sort",

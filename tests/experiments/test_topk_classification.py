@@ -7,9 +7,8 @@ import pickle
 
 import numpy as np
 import pytest
-import torch
-
 import topk_classification as T
+import torch
 
 
 def _write(path, data, labels, key):
