@@ -148,19 +148,20 @@ def run(args) -> dict:
     configs = [(m, mode, b) for b in batches for mode in MODES for m in METHODS]
     rows = []
     for method, mode, batch in H.progress(configs, "runtime and memory", total=len(configs)):
-        slow = False
+        last = None  # (n, seconds) of the last size measured
         for n in sizes:
             pred = predicted_mib(method, n, batch, mode != "forward")
             row = {"method": method, "mode": mode, "batch": batch, "n": n,
                    "predicted_mib": pred, "seconds": None, "peak_mib": None}
             if method in BASELINE_KIND and pred > args.mem_cap_mib:
                 row["status"] = "oom"
-            elif slow:
-                row["status"] = "skipped (too slow)"
+            elif last is not None and last[1] * (n / last[0]) ** (
+                    2 if method in BASELINE_KIND else 1) > args.time_cap_s:
+                row["status"] = "skipped (too slow)"  # predicted from the last size measured
             else:
                 row.update(measure(method, mode, n, batch, args.repeats, args.device, rng))
                 row["status"] = "ok"
-                slow = row["seconds"] > args.time_cap_s
+                last = (n, row["seconds"])
             rows.append(row)
     return {"rows": rows, "sizes": sizes, "batches": batches, "mem_cap_mib": args.mem_cap_mib,
             "torch_threads": torch.get_num_threads(), "device": args.device}
@@ -247,6 +248,8 @@ def table(res: dict) -> list[dict]:
                     r = _get(res["rows"], m, mode, batch, n)
                     if r["status"] == "oom":
                         cell = "OOM"
+                    elif r["status"] != "ok":
+                        cell = "too slow"
                     elif r["seconds"] is None:
                         cell = "-"
                     else:
@@ -264,7 +267,8 @@ def main(argv=None):
     ap.add_argument("--mem-cap-mib", type=float, default=None,
                     help="baselines predicted to need more are not run (default 4096, quick 512)")
     ap.add_argument("--time-cap-s", type=float, default=None,
-                    help="stop a method at larger n once one call takes longer (default 30)")
+                    help="skip a size whose predicted time per call (last measured size, scaled "
+                         "as n^2 for the baselines, n otherwise) exceeds this (default 20)")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--device", default="cpu", help="torch device (cpu or cuda)")
     ap.add_argument("--threads", type=int, default=1,
@@ -274,8 +278,8 @@ def main(argv=None):
     args.sizes = args.sizes or ("100,1000,10000" if q else "100,300,1000,3000,10000,30000,100000")
     args.batches = args.batches or ("1" if q else "1,16,128")
     args.mem_cap_mib = args.mem_cap_mib or (512.0 if q else 4096.0)
-    args.time_cap_s = args.time_cap_s or (2.0 if q else 30.0)
-    args.repeats = args.repeats or (1 if q else 3)
+    args.time_cap_s = args.time_cap_s or (2.0 if q else 20.0)
+    args.repeats = args.repeats or (1 if q else 2)
     report = H.Report(NAME, args)
     res = run(args)
     res["summary"] = summary(res)

@@ -1,14 +1,18 @@
 """The label-ranking example is a pointer to experiments/label_ranking.py and runs it."""
 
+import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-
-import label_ranking  # noqa: E402
+# loaded by path: experiments/label_ranking.py is also importable as `label_ranking` in the
+# same pytest process (tests/experiments/conftest.py puts experiments/ on sys.path)
+_spec = importlib.util.spec_from_file_location(
+    "examples_label_ranking", Path(__file__).resolve().parents[1] / "examples" / "label_ranking.py")
+assert _spec is not None and _spec.loader is not None
+label_ranking = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(label_ranking)
 
 
 @pytest.mark.skipif(not label_ranking.DEFAULT_DATA.is_dir(), reason="no label-ranking folder")
