@@ -96,7 +96,8 @@ def main(argv=None):
     if not args.no_train:
         import label_ranking
 
-        print("\nLearning with soft ranks: label ranking on the paper's data sets (NumPy core)")
+        print("\nLearning with soft ranks: label ranking with a soft-Spearman layer (quick "
+              "nested CV; experiments/label_ranking.py for the full protocol)")
         label_ranking.main([])
     if args.plot:
         plot(args.plot)
