@@ -2,7 +2,6 @@
 PyTorch and JAX blocks; TensorFlow blocks: tests/tf/test_docs_examples_tf.py)."""
 
 import pytest
-
 from _docs_examples import DOCS, pages, run_page
 
 
