@@ -335,10 +335,51 @@ def find_blocks(s, w, cw, kind, r, lam):
 # The backends.
 
 
+def _top_perm_row(idx, n):
+    rest = jnp.ones(n, jnp.bool_).at[idx].set(False)
+    others = jnp.nonzero(rest, size=n - idx.shape[0])[0].astype(jnp.int32)
+    return jnp.concatenate([idx.astype(jnp.int32), others])
+
+
 class JaxBackend:
     """`NumpyBackend`'s primitives for ``jnp`` arrays ``[m, n]``: pure JAX, any device."""
 
     name = "jax"
+    partial_topk = True
+    static_shapes = True
+
+    # Partial sorts (core.partial): a first window, then the full sort for the whole batch.
+    @staticmethod
+    def top_perm(key, m):
+        idx = lax.top_k(key, m)[1]
+        return jax.vmap(lambda i: _top_perm_row(i, key.shape[-1]))(idx)
+
+    @staticmethod
+    def with_head(a, head):
+        return a.at[:, :head.shape[-1]].set(head.astype(a.dtype))
+
+    @staticmethod
+    def put_window(vals, idx, like):
+        zeros = jnp.zeros(like.shape, vals.dtype)
+        return jax.vmap(lambda z, i, v: z.at[i].set(v, unique_indices=True))(zeros, idx, vals)
+
+    @staticmethod
+    def iota_int32(like, start):
+        return _iota_like(like) + start.astype(jnp.int32)
+
+    @staticmethod
+    def row_count(cond):
+        return jnp.sum(cond, axis=-1)
+
+    @staticmethod
+    def redo_rows(ok, result, fn, *arrays):
+        def redo():
+            sub = fn(*arrays)
+            keep = ok[:, None]
+            return jax.tree_util.tree_map(lambda r, s: jnp.where(keep, r, s.astype(r.dtype)),
+                                          result, sub)
+
+        return lax.cond(jnp.all(ok), lambda: result, redo)
 
     @staticmethod
     def argsort_desc(a):
@@ -446,6 +487,10 @@ class ReplayBackend(JaxBackend):
     """
 
     differentiable = True
+    # The replay runs the full-sort code on the saved permutation and blocks, which also
+    # reproduces a partial sort's residuals (the entries outside its window are zero
+    # singleton blocks): see core.partial.
+    partial_topk = False
 
     def __init__(self, perm, block):
         self.perm = perm
