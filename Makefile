@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck bench clean
+.PHONY: install demo test lint typecheck bench clean docs
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,16 @@ $(STAMP): pyproject.toml requirements-dev.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# KaTeX for the documentation site, served by the site itself (pinned in docs/_tools/package.json).
+DOCS_JS := docs/_tools/node_modules/.package-lock.json
+$(DOCS_JS): docs/_tools/package.json docs/_tools/package-lock.json
+	npm ci --prefix docs/_tools --no-audit --no-fund
+	touch $(DOCS_JS)
+
+# The documentation site (mkdocs.yml), warnings as errors, into site/.
+docs: install $(DOCS_JS)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 demo: install
 	$(BIN)/python examples/demo.py
@@ -28,9 +38,12 @@ typecheck: install
 # JAX in the first process and on TensorFlow (tests/tf/test_cross_tf.py) in the second.
 # TensorFlow and Triton cannot share a process (an LLVM option clash aborts it), so the
 # TensorFlow tests run in a pytest process of their own.
-test: install lint typecheck
+# tests/test_docs_site.py builds the documentation site strictly and opens every page in
+# headless Chromium (.ci/run installs it); it keeps a screenshot of the home page.
+test: install lint typecheck $(DOCS_JS)
 	$(BIN)/python -m pytest -q -n 2 tests --ignore=tests/tf \
 		--doctest-modules src/softorder/_src/core/ops.py src/softorder/_src/core/isotonic_api.py \
+		src/softorder/_src/frontends/torch/backend.py \
 		src/softorder/_src/frontends/torch/frontend.py src/softorder/_src/frontends/torch/modules.py \
 		src/softorder/_src/frontends/torch/router.py src/softorder/_src/frontends/torch/pruning.py \
 		src/softorder/torchsort.py src/softorder/_src/frontends/jax/frontend.py \
@@ -39,6 +52,7 @@ test: install lint typecheck
 	$(BIN)/python -m pytest -q -n 2 tests/tf \
 		--doctest-modules src/softorder/_src/frontends/tensorflow/frontend.py src/softorder/_src/frontends/tensorflow/layers.py \
 		src/softorder/tensorflow.py
+	@echo "docs site: home page screenshot at artifacts/docs-site/home.png"
 
 # The comparison baselines go into the benchmark environment only, never into softorder's
 # dependencies: OTT-JAX (pure Python), and torchsort, whose C++ extension builds on a CPU-only
@@ -54,4 +68,4 @@ bench: install
 	$(BIN)/python benchmarks/bench_tensorflow.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache site docs/_tools/node_modules artifacts

@@ -1,7 +1,11 @@
-"""softorder in two minutes: every operator, hard vs soft, a model trained with soft ranks, the speed table.
+"""softorder in a few minutes: every operator, hard vs soft, the speed table, the experiments.
+
+After the operators and the speed table it runs the quick version of each of the papers'
+experiments (experiments/*.py) and says where their results are.
 
 Run with ``make demo``. Pass ``--quick`` for a short benchmark, ``--no-bench`` to skip it, and
-``--plot FILE.png`` to save a picture of the soft operators as the strength grows.
+``--plot FILE.png`` to save a picture of the soft operators as the strength grows;
+``--no-experiments`` skips the experiments.
 """
 
 from __future__ import annotations
@@ -85,19 +89,47 @@ def plot(path):
     print(f"\nsaved {path}")
 
 
+EXPERIMENTS = ["label_ranking", "soft_lts", "topk_classification", "runtime_memory",
+               "pav_vs_dykstra", "moe_router", "pruning", "vit_topk"]
+
+
+def run_experiments(names, out_root):
+    """Each experiment's --quick version (experiments/NAME.py), results under out_root/NAME."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    data = os.path.join(root, "..", "shared", "datasets", "label_ranking")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([os.path.join(root, "src"), os.path.join(root, "experiments"),
+                                         env.get("PYTHONPATH", "")])
+    env.setdefault("MPLBACKEND", "Agg")
+    failed = []
+    for name in names:
+        out = os.path.join(out_root, name)
+        cmd = [sys.executable, os.path.join(root, "experiments", f"{name}.py"), "--quick",
+               "--out", out]
+        if name == "label_ranking" and os.path.isdir(data):
+            cmd += ["--data", data]
+        print(f"\n== experiments/{name}.py --quick --out {out}", flush=True)
+        if subprocess.run(cmd, env=env).returncode != 0:
+            failed.append(name)
+    print(f"\nQuick experiment results (results.json, results.md and a plot each) are in "
+          f"{os.path.abspath(out_root)}; docs/experiments/ has the full runs.")
+    if failed:
+        raise SystemExit(f"experiments that failed: {', '.join(failed)}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short benchmark")
     parser.add_argument("--no-bench", action="store_true", help="skip the benchmark")
     parser.add_argument("--plot", help="save a plot of the operators against the strength")
-    parser.add_argument("--no-train", action="store_true", help="skip the label-ranking run")
+    parser.add_argument("--no-experiments", action="store_true",
+                        help="skip the quick versions of the papers' experiments")
+    parser.add_argument("--experiments-out", default="results",
+                        help="folder for the experiments' results (default: results/)")
     args = parser.parse_args(argv)
     worked_examples()
-    if not args.no_train:
-        import label_ranking
-
-        print("\nLearning with soft ranks: label ranking on the paper's data sets (NumPy core)")
-        label_ranking.main([])
     if args.plot:
         plot(args.plot)
     if not args.no_bench:
@@ -105,6 +137,9 @@ def main(argv=None):
 
         print("\nBenchmark (ratios to np.argsort in the same run; `make bench` for the full one)")
         bench_numpy.main(["--quick"] if args.quick else ["--no-compile"])
+    if not args.no_experiments:
+        print("\nThe papers' experiments, quick versions (a few minutes on 2 cores)")
+        run_experiments(EXPERIMENTS, args.experiments_out)
 
 
 if __name__ == "__main__":

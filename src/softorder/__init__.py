@@ -9,7 +9,7 @@ import importlib
 __version__ = "0.1.0"
 __all__ = ["numpy", "isotonic", "__version__"]
 
-_SUBMODULES = {"numpy", "isotonic", "torch", "jax", "tensorflow", "torchsort", "nn"}
+_SUBMODULES = {"numpy", "isotonic", "torch", "jax", "tensorflow", "torchsort", "nn", "datasets"}
 
 
 def __getattr__(name):

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .._numba import njit
+from ..buffers import carve
 from ..isotonic import pav as _pav
 
 Array = Any  # an [m, n] array of the backend's own type (ndarray, torch.Tensor, jax.Array, ...)
@@ -86,12 +88,135 @@ class Backend(Protocol):
 
     def sqrt(self, a: Array) -> Array: ...
 
+    # Partial sorts (`core.partial`: top-k operators on the m largest entries only).
+    partial_topk: bool  # False: the top-k row functions always sort the whole row
+    static_shapes: bool  # True: array shapes cannot depend on data (JAX under jit)
+
+    def top_perm(self, key: Array, m: int) -> Array:
+        """A per-row permutation of ``0..n-1`` whose first ``m`` entries index the ``m``
+        largest keys (in any order), the others after them (any order); ``O(n)``."""
+
+    def with_head(self, a: Array, head: Array) -> Array:
+        """``a`` (``[m, n]``) with its first ``w`` columns replaced by ``head`` (``[m, w]``);
+        may write into ``a`` (NumPy and torch do)."""
+
+    def put_window(self, vals: Array, idx: Array, like: Array) -> Array:
+        """Zeros shaped like ``like`` (``[m, n]``) but ``out[r, idx[r, j]] = vals[r, j]``
+        (``idx``: ``[m, w]``, distinct in each row)."""
+
+    def iota_int32(self, like: Array, start: Array) -> Array:
+        """``start + (0, 1, 2, ...)`` in each row, int32, shaped like ``like`` (``start``:
+        ``[m, 1]`` int32)."""
+
+    def row_count(self, cond: Array) -> Array:
+        """Per-row number of true entries, ``[m]``."""
+
+    def redo_rows(self, ok: Array, result: Any, fn: Any, *arrays: Array) -> Any:
+        """``result`` (a tuple of ``[m, ...]`` arrays, nested tuples allowed) with the rows
+        where ``ok`` (``[m]``) is false replaced by ``fn(*rows of arrays)``; ``fn`` runs only
+        when some row fails (on the failing rows, or on every row with static shapes)."""
+
+
+
+@njit
+def _complete_perm(head, out, seen):
+    """``out[r] = (head[r], then 0..n-1 without head[r])``: the identity, with the head's
+    entries moved to the front and the indices ``< m`` they displace moved into their places
+    (so the tail increases, apart from those ``<= m`` moved entries). ``seen``: ``m`` bools."""
+    m = head.shape[1]
+    n = out.shape[1]
+    for r in range(head.shape[0]):
+        o = out[r]
+        h = head[r]
+        seen[:] = False
+        for i in range(m, n):
+            o[i] = i
+        for j in range(m):
+            o[j] = h[j]
+            if h[j] < m:
+                seen[h[j]] = True
+        d = 0
+        for j in range(m):
+            if h[j] >= m:
+                while seen[d]:
+                    d += 1
+                o[h[j]] = d
+                d += 1
+
+
+@njit
+def _iota(start, out):
+    for r in range(out.shape[0]):
+        for i in range(out.shape[1]):
+            out[r, i] = start[r, 0] + i
+
+
+def _leaves(tree):
+    if isinstance(tree, tuple):
+        return [leaf for t in tree for leaf in _leaves(t)]
+    return [tree]
+
+
+def redo_rows_eager(ok, result, fn, *arrays):
+    """`Backend.redo_rows` for eager array libraries (NumPy, torch): only the failing rows are
+    recomputed, and written back into ``result``'s arrays (each array once)."""
+    bad = (~ok).nonzero()[0] if isinstance(ok, np.ndarray) else (~ok).nonzero()[:, 0]
+    if len(bad) == 0:
+        return result
+    sub = fn(*(a[bad] for a in arrays))
+    seen = set()
+    for dst, src in zip(_leaves(result), _leaves(sub)):
+        if dst is None or id(dst) in seen:
+            continue
+        seen.add(id(dst))
+        dst[bad] = src
+    return result
 
 
 class NumpyBackend:
     """float64 NumPy arrays; PAV by the Numba kernels, Dykstra vectorized."""
 
     name = "numpy"
+    partial_topk = True
+    static_shapes = False
+
+    @staticmethod
+    def top_perm(key, m):
+        # The window by argpartition (O(n); NaN, never in a row that uses the window, would
+        # sort last); the other indices almost in increasing order (`_complete_perm`), so
+        # that gathers and scatters over them stream through memory.
+        rows, n = key.shape
+        head = np.ascontiguousarray(np.argpartition(key, n - m, axis=-1)[:, n - m:])
+        (out,) = carve([((rows, n), np.int64)])
+        _complete_perm(head, out, np.zeros(m, np.bool_))
+        return out
+
+    @staticmethod
+    def with_head(a, head):
+        a[:, :head.shape[-1]] = head
+        return a
+
+    @staticmethod
+    def put_window(vals, idx, like):
+        # zeros_like writes its zeros (NumPy's huge pages); np.zeros is calloc, whose pages
+        # fault in one by one when read.
+        out = np.zeros_like(like, np.result_type(vals, np.float64))
+        np.put_along_axis(out, idx, vals, -1)
+        return out
+
+    @staticmethod
+    def iota_int32(like, start):
+        # From `carve` (huge pages): int32 rows of 1e6 entries are just under NumPy's 4 MiB
+        # huge-page threshold, and faulting 4 KiB pages in one by one costs more than the fill.
+        (out,) = carve([(like.shape, np.int32)])
+        _iota(np.ascontiguousarray(np.broadcast_to(start, (like.shape[0], 1)), np.int32), out)
+        return out
+
+    @staticmethod
+    def row_count(cond):
+        return np.count_nonzero(cond, axis=-1)
+
+    redo_rows = staticmethod(redo_rows_eager)
 
     @staticmethod
     def argsort_desc(a):

@@ -31,11 +31,11 @@ from typing import Any
 import numpy as np
 
 from ..isotonic import pav
-from ..isotonic.regularizers import KIND_MAG, exponent_r, is_quadratic, kind_for, phi
-from . import fused
+from ..isotonic.regularizers import D_CAP, KIND_MAG, exponent_r, is_quadratic, kind_for, phi
+from . import fused, partial
 from . import validation as V
 from .backend import NUMPY
-from .dykstra import block_alpha, dykstra_decreasing
+from .dykstra import block_alpha, dykstra_with_infinite_groups
 from .jacobian import BlockJacobian, apply
 from .projection import project_rows, scale_input
 
@@ -84,15 +84,18 @@ class TopKOptions:
     max_iter: int = 1000
     tol: float = 1e-9
     straight_through: bool = False
+    # Partial sort (`partial`): None chooses automatically, True/False force it on/off.
+    partial: bool | None = None
 
     @classmethod
     def make(cls, *, k, n, shape, axis, p=4 / 3, solver="pav", max_iter=1000, tol=1e-9,
-             straight_through=False, **_ignored) -> TopKOptions:
+             straight_through=False, partial=None, **_ignored) -> TopKOptions:
         k = V.check_k(k, n, shape, axis)
         p = V.check_p(p)
         V.check_solver(solver, p)
         return cls(k, p, solver, V.check_positive_int(max_iter, "max_iter"), V.check_tol(tol),
-                   V.check_bool(straight_through, "straight_through"))
+                   V.check_bool(straight_through, "straight_through"),
+                   None if partial is None else V.check_bool(partial, "partial"))
 
     @property
     def r(self) -> float:
@@ -175,7 +178,36 @@ def sort_rows(x, strength, o: SortOptions, xp=NUMPY):
 
 
 def topk_mask_rows(x, strength, o: TopKOptions, xp=NUMPY):
-    """Sparse soft top-k mask ``P_R(x, w_k)`` with ``R = (lambda/p) ||y||_p^p``."""
+    """Sparse soft top-k mask ``P_R(x, w_k)`` with ``R = (lambda/p) ||y||_p^p``.
+
+    For ``k << n`` (`partial.use_partial`) the problem is solved on the largest entries only
+    and certified exact (`partial`); the same values and residuals as the full sort."""
+    if partial.use_partial(o, x.shape[-1], xp):
+        r = o.r
+
+        def tail(x2, perm, strength):
+            # A singleton with w = 0 and u = 0, as the full sort gives it: d = phi'(0) is 1
+            # (p = 2) or 0 (p < 2; and p > 2, whose singletons the kernels set to d = 0).
+            if r == 1.0:
+                return (xp.zeros_like(x2) + 1.0 / strength, xp.zeros_like(x2) - 1.0,
+                        xp.zeros_like(x2) + 1.0 / strength)
+            return xp.zeros_like(x2), xp.zeros_like(x2), xp.zeros_like(x2)
+
+        def bound(x2, xk, strength):
+            # y = clip(phi((x - tau) / lambda), 0, 1) with tau >= x_(k) - lambda, unless the
+            # support is the top k: it lies in {x >= x_(k) - lambda} (with rounding slack).
+            t = xk - strength
+            return xp.row_count(x2 >= t - 1e-12 * (xp.abs(xk) + strength))
+
+        y, jac = partial.partial_rows(_topk_mask_core, x, x, strength, o, xp, tail, bound)
+    else:
+        y, jac = _topk_mask_core(x, strength, o, xp)
+    if o.straight_through:
+        y = xp.put(xp.topk_weights(x, o.k) + 0.0 * jac.a, jac.in_perm)
+    return y, jac
+
+
+def _topk_mask_core(x, strength, o: TopKOptions, xp):
     if _is_numpy(xp, strength) and o.solver == "pav":
         y, jac = fused.zside(x, np.argsort(x, axis=-1), True, 1.0 / float(strength),
                              w_mode=fused.W_TOPK, k=o.k, kind=kind_for("pnorm", o.r), r=o.r)
@@ -188,21 +220,46 @@ def topk_mask_rows(x, strength, o: TopKOptions, xp=NUMPY):
         w = xp.topk_weights(x, o.k)
         perm = xp.argsort_desc(z)
         s = xp.take(z, perm)
-        st = dykstra_decreasing(s - w, xp.ones_like(s), max_iter=o.max_iter, tol=o.tol, xp=xp)
+        st = dykstra_with_infinite_groups(s, s - w, xp.ones_like(s), max_iter=o.max_iter,
+                                          tol=o.tol, xp=xp)
         v, block = st.solution, st.block
-        ys = s - v
+        # A run of +-inf entries (ties at +-M) is one block of its own: its mean weight.
+        inf = (s == float("inf")) | (s == -float("inf"))
+        wmean = xp.segment_sum(w, block) / xp.segment_sum(xp.ones_like(s), block)
+        ys = xp.where(inf, wmean + 0.0 * v, s - v)
         y = xp.put(ys, perm)
         # 0, or NaN on a row holding NaN (Dykstra makes that whole row NaN): its gradient too.
         ones = xp.ones_like(s) + ys * 0.0
         alpha = block_alpha(block, ones, xp)
         jac = BlockJacobian(perm, perm, block, ones / strength, -ones, alpha / strength)
-    if o.straight_through:
-        y = xp.put(xp.topk_weights(x, o.k) + 0.0 * jac.a, jac.in_perm)
     return y, jac
 
 
 def topk_magnitude_rows(x, strength, o: TopKOptions, xp=NUMPY):
-    """Sparse soft top-k in magnitude: ``sign(x) * unsort(u + phi(u))`` (DESIGN §1)."""
+    """Sparse soft top-k in magnitude: ``sign(x) * unsort(u + phi(u))`` (DESIGN §1).
+
+    For ``k << n`` (`partial.use_partial`) solved on the entries of largest ``|x|`` only and
+    certified exact (`partial`); the same values and residuals as the full sort."""
+    if partial.use_partial(o, x.shape[-1], xp):
+        r = o.r
+
+        def tail(x2, perm, strength):
+            # A singleton with w = 0 and u = 0, as the full sort gives it: d = 1 + phi_lam'(0),
+            # alpha = 1, signs of x (a + b c = 0).
+            sg = xp.sign(xp.take(x2, perm))
+            dphi0 = 1.0 if r == 1.0 else (0.0 if r > 1.0 else D_CAP)
+            d = 1.0 + dphi0 / strength
+            return xp.abs(sg) * d, sg * -d, sg  # |sg| = sg^2
+
+        y, jac = partial.partial_rows(_topk_magnitude_core, x, xp.abs(x), strength, o, xp, tail)
+    else:
+        y, jac = _topk_magnitude_core(x, strength, o, xp)
+    if o.straight_through:
+        y = x * xp.put(xp.topk_weights(x, o.k) + 0.0 * jac.a, jac.in_perm) + 0.0
+    return y, jac
+
+
+def _topk_magnitude_core(x, strength, o: TopKOptions, xp):
     if _is_numpy(xp, strength) and o.solver == "pav":
         y, jac = fused.zside(x, np.argsort(np.abs(x), axis=-1), True, 1.0, mag=True,
                              w_mode=fused.W_TOPK, k=o.k, kind=KIND_MAG, r=o.r,
@@ -219,9 +276,13 @@ def topk_magnitude_rows(x, strength, o: TopKOptions, xp=NUMPY):
                                            False)
         else:
             omega = 1.0 + lam * w  # weighted isotonic: weights 1/lam + w, targets s/(1+lam w)
-            st = dykstra_decreasing(s / omega, omega, max_iter=o.max_iter, tol=o.tol, xp=xp)
+            st = dykstra_with_infinite_groups(s, s / omega, omega, max_iter=o.max_iter,
+                                              tol=o.tol, xp=xp)
             v, block = st.solution, st.block
-            u = s - v
+            # |x| = inf (one block at the top): u = inf where it holds a top-k weight, else 0.
+            inf = s == float("inf")
+            held = xp.segment_sum(w, block) > 0
+            u = xp.where(inf, xp.where(held, 0.0 * v + float("inf"), 0.0 * v), s - v)
             # v * 0 is 0, or NaN on a row holding NaN (Dykstra makes that whole row NaN).
             d = (xp.ones_like(s) + v * 0.0) * (1.0 + 1.0 / lam)
             alpha = block_alpha(block, omega, xp) / omega
@@ -229,8 +290,6 @@ def topk_magnitude_rows(x, strength, o: TopKOptions, xp=NUMPY):
         ys = xp.where(sg == 0, 0.0, sg * (u + phi(u / lam, o.r, xp))) + 0.0
         y = xp.put(ys, perm)
         jac = BlockJacobian(perm, perm, block, sg * d * sg, -sg * d, alpha * sg)
-    if o.straight_through:
-        y = x * xp.put(xp.topk_weights(x, o.k) + 0.0 * jac.a, jac.in_perm) + 0.0
     return y, jac
 
 

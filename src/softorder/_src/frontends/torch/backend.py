@@ -38,6 +38,7 @@ import warnings
 
 import torch
 
+from ...core.backend import redo_rows_eager
 from ...isotonic import pav as _pav
 
 __all__ = ["TorchBackend", "TORCH", "segment_sum"]
@@ -109,6 +110,8 @@ class TorchBackend:
     """
 
     name = "torch"
+    partial_topk = True
+    static_shapes = False
 
     def __init__(self, pav="auto"):
         if pav not in ("auto", "triton", "numba"):
@@ -164,6 +167,38 @@ class TorchBackend:
                     "on the device.", RuntimeWarning, stacklevel=2)
                 _warned_host = True
         return _pav_numba(s, w, cw, kind, r, lam, write_v, need_beta)
+
+    # Partial sorts (core.partial).
+    @staticmethod
+    def top_perm(key, m):
+        # torch.topk selects in O(n); the other indices follow in increasing order.
+        rows, n = key.shape
+        idx = torch.topk(key, m, dim=-1, largest=True, sorted=False).indices
+        rest = torch.ones(key.shape, dtype=torch.bool, device=key.device)
+        rest.scatter_(-1, idx, False)
+        others = rest.nonzero()[:, 1].reshape(rows, n - m)
+        return torch.cat([idx, others], dim=-1)
+
+    @staticmethod
+    def with_head(a, head):
+        a[:, :head.shape[-1]] = head
+        return a
+
+    @staticmethod
+    def put_window(vals, idx, like):
+        return torch.zeros(like.shape, dtype=vals.dtype, device=vals.device).scatter_(-1, idx,
+                                                                                      vals)
+
+    @staticmethod
+    def iota_int32(like, start):
+        return torch.arange(like.shape[-1], dtype=torch.int32, device=like.device) + start.to(
+            torch.int32)
+
+    @staticmethod
+    def row_count(cond):
+        return cond.sum(dim=-1)
+
+    redo_rows = staticmethod(redo_rows_eager)
 
     # Constant rows.
     @staticmethod

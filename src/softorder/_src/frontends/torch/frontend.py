@@ -144,7 +144,8 @@ def _fresh(tensors):
 
 _FIELDS = (("k", "int", 0), ("descending", "bool", False), ("regularization", "str", "l2"),
            ("p", "float", 4 / 3), ("solver", "str", "pav"), ("max_iter", "int", 1000),
-           ("tol", "float", 0.0), ("straight_through", "bool", False))
+           ("tol", "float", 0.0), ("straight_through", "bool", False),
+           ("partial", "bool?", None))
 _SCHEMA = ", ".join(f"{kind} {name}" for name, kind, _ in _FIELDS)
 
 

@@ -1,0 +1,274 @@
+"""Partial-sort top-k (`core.partial`): the same values and derivatives as the full sort.
+
+Each test runs the registry's row function twice, with ``partial=True`` (the window of the
+largest entries, certified by the PAV block of position ``k - 1``) and ``partial=False`` (the
+full sort), and compares values, ``J t``, ``J^T t`` and the strength tangent in float64 to
+~1e-12. A spy on the full-sort core records the widths it solved, so each test also asserts
+which path ran (a window, a larger window, or the whole row).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from softorder._src.core import partial as P
+from softorder._src.core import registry as R
+from softorder._src.core.backend import NUMPY
+from softorder._src.core.jacobian import apply
+
+OPS = ("soft_topk_mask", "soft_topk_magnitude")
+PS = (2.0, 4 / 3, 1.7, 3.0)  # p = 2, the default 4/3, a general p < 2 and one > 2
+TOL = dict(rtol=1e-12, atol=1e-12)
+
+
+class _Seen(list):
+    def __init__(self):
+        super().__init__()
+        self.shapes = []
+
+
+@pytest.fixture
+def widths(monkeypatch):
+    """The row widths the full-sort cores are called with (``widths.shapes``: the shapes)."""
+    seen = _Seen()
+    for name in ("_topk_mask_core", "_topk_magnitude_core"):
+        core = getattr(R, name)
+
+        def spy(x, strength, o, xp, core=core):
+            seen.append(x.shape[-1])
+            seen.shapes.append(tuple(x.shape))
+            return core(x, strength, o, xp)
+
+        monkeypatch.setattr(R, name, spy)
+    return seen
+
+
+def _opts(op, x, k, p, partial, **kw):
+    return op.make_options(shape=x.shape, k=k, p=p, partial=partial, **kw)
+
+
+def _compare(name, x, k, p, strength, xp=NUMPY, conv=np.asarray, exclude=None, **kw):
+    """Assert partial == full (values, JVP, VJP, strength tangent); return the partial output.
+
+    ``exclude``: entries tied far below the support (e.g. ``-inf`` padding), where the full
+    sort's pooled tie block has a spurious nonzero Jacobian: the partial one must be 0 there
+    (`test_ties_outside_the_support_have_a_zero_derivative`), the rest must agree."""
+    op = R.get(name)
+    rng = np.random.default_rng(0)
+    t = rng.normal(size=x.shape)
+    keep = np.ones(x.shape, bool) if exclude is None else ~exclude
+    t = np.where(keep, t, 0.0)
+    xs = conv(x)
+    ts = conv(t)
+    yf, jf = op.rows(xs, strength, _opts(op, x, k, p, False, **kw), xp)
+    yp, jp = op.rows(xs, strength, _opts(op, x, k, p, True, **kw), xp)
+    np.testing.assert_allclose(np.asarray(yp), np.asarray(yf), **TOL)
+    for transpose in (False, True):
+        got = np.asarray(apply(jp, ts, transpose=transpose, xp=xp))
+        np.testing.assert_allclose(got[keep], np.asarray(
+            apply(jf, ts, transpose=transpose, xp=xp))[keep], equal_nan=True, **TOL)
+        np.testing.assert_array_equal(got[~keep], 0.0)
+    if not kw.get("straight_through"):
+        o = _opts(op, x, k, p, True)
+        np.testing.assert_allclose(
+            np.asarray(op.strength_tangent(xs, yp, jp, strength, o, xp)),
+            np.asarray(op.strength_tangent(xs, yf, jf, strength, o, xp)), equal_nan=True, **TOL)
+    return np.asarray(yp), jp
+
+
+@pytest.mark.parametrize("name", OPS)
+@pytest.mark.parametrize("p", PS)
+@pytest.mark.parametrize("k", (0, 1, 2, 8))
+def test_partial_equals_full_sort_on_random_rows(name, p, k, widths):
+    x = np.random.default_rng(k).normal(size=(4, 5000))
+    y, jac = _compare(name, x, k, p, 0.05)
+    assert min(widths) < 5000  # the windows ran
+    assert np.count_nonzero(y, axis=-1).max() <= 64  # sparse: the support fits the window
+    # The Jacobian rows outside the support are exactly zero.
+    g = apply(jac, np.ones_like(x), transpose=True)
+    assert np.all(g[y == 0] == 0)
+
+
+@pytest.mark.parametrize("name", OPS)
+@pytest.mark.parametrize("p", PS)
+def test_a_support_wider_than_the_window_enlarges_it_only_for_its_row(name, p, widths):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3, 5000))
+    x[1, :300] = 10.0 + rng.uniform(0.0, 1e-3, 300)  # 300 near-ties at the top: all in
+    _compare(name, x, 4, p, 0.3)
+    m0 = P.first_window(4, 5000)
+    # partial=True first (after the full-sort reference): all 3 rows in the first window, then
+    # only the clustered row again, in a larger window (or the whole row).
+    part = widths.shapes[1:]
+    assert part[0] == (3, m0)
+    assert len(part) >= 2 and all(s[0] == 1 and s[1] > m0 for s in part[1:])
+
+
+@pytest.mark.parametrize("name", OPS)
+@pytest.mark.parametrize("p", (2.0, 4 / 3))
+def test_a_support_as_wide_as_the_row_ends_in_the_full_sort(name, p, widths):
+    x = np.random.default_rng(2).normal(size=(2, 5000))
+    y, _ = _compare(name, x, 2, p, 1e4)  # huge strength: a wide support
+    assert widths[-1] == 5000
+    assert np.all(np.count_nonzero(y, axis=-1) > 5000 // P.FULL_FRACTION)
+
+
+@pytest.mark.parametrize("name", OPS)
+@pytest.mark.parametrize("p", PS)
+def test_ties_in_the_support_and_at_its_edge(name, p):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3, 4000))
+    x[0, :6] = 5.0  # ties at the top, inside the support
+    x[1, :6] = 5.0 - 0.01 * np.array([0, 0, 1, 1, 1, 2])  # the k-th largest is tied
+    top = np.argsort(-(x[2] if name == "soft_topk_mask" else np.abs(x[2])))[:40]
+    x[2, top[::2]] = x[2, top[1::2]]  # pairs of ties among the largest 40 keys
+    _compare(name, x, 4, p, 0.02)
+
+
+@pytest.mark.parametrize("name", OPS)
+@pytest.mark.parametrize("p", (2.0, 4 / 3, 3.0))
+def test_ties_outside_the_support_have_a_zero_derivative(name, p):
+    """Entries tied far below the support keep output 0 under any small perturbation: their
+    Jacobian rows and columns are 0 (finite differences agree). (The full sort pools such ties
+    into a block, whose rank-one correction gives them a nonzero Jacobian: not compared.)"""
+    op = R.get(name)
+    x = np.random.default_rng(4).normal(size=(1, 4000))
+    x[0, :3] = 5.0 + np.arange(3)
+    x[0, 100:110] = -0.5  # tied, far outside the support
+    o = _opts(op, x, 2, p, True)
+    y, jac = op.rows(x, 0.1, o)
+    assert np.all(y[0, 100:110] == 0)
+    t = np.zeros_like(x)
+    t[0, 100:110] = np.linspace(-1.0, 1.0, 10)
+    h = 1e-6
+    fd = (op.rows(x + h * t, 0.1, o)[0] - op.rows(x - h * t, 0.1, o)[0]) / (2 * h)
+    np.testing.assert_array_equal(fd, 0.0)
+    np.testing.assert_array_equal(apply(jac, t), 0.0)
+    np.testing.assert_array_equal(apply(jac, np.ones_like(x), transpose=True)[0, 100:110], 0.0)
+
+
+@pytest.mark.parametrize("name", OPS)
+@pytest.mark.parametrize("p", (2.0, 4 / 3))
+def test_nan_rows_are_nan_and_leave_the_other_rows_alone(name, p, widths):
+    x = np.random.default_rng(5).normal(size=(3, 3000))
+    x[1, 1234] = np.nan
+    y, jac = _compare(name, x, 3, p, 0.1)
+    assert np.all(np.isnan(y[1]))
+    assert np.all(np.isfinite(y[[0, 2]]))
+    g = apply(jac, np.ones_like(x), transpose=True)
+    assert np.all(np.isnan(g[1])) and np.all(np.isfinite(g[[0, 2]]))
+    assert 3000 in widths  # the NaN row took the full sort
+
+
+@pytest.mark.parametrize("name", OPS)
+@pytest.mark.parametrize("p", (2.0, 4 / 3, 1.7))
+def test_infinite_entries_follow_the_contract(name, p):
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(5, 3000))
+    x[0, 2000:] = -np.inf  # -inf padding
+    x[1, [5, 17]] = np.inf  # fewer +inf than k
+    x[2, [5, 17, 99, 400]] = np.inf  # more +inf than k: they share the mass
+    x[3, [5, 17, 99]] = -np.inf  # |x| = inf for the magnitude
+    x[4, [7, 8]] = [np.inf, -np.inf]
+    # For the mask, the tied -inf entries are far below the support (`_compare`).
+    tied_below = (x == -np.inf) if name == "soft_topk_mask" else None
+    y, _ = _compare(name, x, 3, p, 0.1, exclude=tied_below)
+    if name == "soft_topk_mask":
+        np.testing.assert_allclose(y.sum(-1), 3.0, rtol=1e-12)
+        np.testing.assert_allclose(y[2, [5, 17, 99, 400]], 0.75, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", OPS)
+def test_straight_through_matches_the_full_sort(name):
+    x = np.random.default_rng(7).normal(size=(3, 3000))
+    y, _ = _compare(name, x, 5, 4 / 3, 0.1, straight_through=True)
+    assert np.all(np.count_nonzero(y, axis=-1) == 5)
+
+
+@pytest.mark.parametrize("name", OPS)
+@pytest.mark.parametrize("p", PS)
+def test_large_and_tiny_inputs(name, p):
+    x = np.random.default_rng(8).normal(size=(2, 3000))
+    _compare(name, x * 1e9, 2, p, 1e-6)
+    _compare(name, x * 1e-9, 2, p, 1e-12)
+
+
+def test_the_mask_support_bound_sizes_the_second_window(widths):
+    """The mask's support lies in {x >= x_(k) - lambda}: one retry at that size."""
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(1, 20000))
+    x[0, :100] = 5.0 + rng.uniform(0.0, 0.01, 100)  # 100 near-ties: a support of 100
+    lam = 1.0
+    y, _ = _compare("soft_topk_mask", x, 2, 2.0, lam)
+    assert np.count_nonzero(y) >= 100
+    bound = np.count_nonzero(x >= np.sort(x[0])[-2] - lam)
+    assert widths.shapes[1:] == [(1, P.first_window(2, 20000)), (1, max(128, bound + 2))]
+
+
+def test_options_validate_partial_and_choose_automatically():
+    op = R.get("soft_topk_mask")
+    with pytest.raises(TypeError, match="partial"):
+        op.make_options(shape=(10,), k=2, partial="yes")
+    big = op.make_options(shape=(1, 10**5), k=8)
+    assert big.partial is None
+    assert P.use_partial(big, 10**5, NUMPY)
+    assert not P.use_partial(op.make_options(shape=(1, 1000), k=8), 1000, NUMPY)
+    assert not P.use_partial(op.make_options(shape=(1, 10**5), k=5000), 10**5, NUMPY)
+    dyk = op.make_options(shape=(1, 10**5), k=8, p=2.0, solver="dykstra", partial=True)
+    assert not P.use_partial(dyk, 10**5, NUMPY)  # Dykstra always sorts the row
+    off = op.make_options(shape=(1, 10**5), k=8, partial=False)
+    assert not P.use_partial(off, 10**5, NUMPY)
+
+
+def test_public_numpy_api_takes_the_partial_path(widths):
+    from softorder.numpy import soft_topk_magnitude_fwd, vjp
+
+    x = np.random.default_rng(10).normal(size=(2, 3, 10**4))
+    y, res = soft_topk_magnitude_fwd(x, 2, regularization_strength=0.1)
+    assert max(widths) < 10**4
+    op = R.get("soft_topk_magnitude")
+    x2 = x.reshape(-1, 10**4)
+    yf, jf = op.rows(x2, 0.1, _opts(op, x2, 2, 4 / 3, False))
+    np.testing.assert_allclose(y.reshape(-1, 10**4), yf, **TOL)
+    g = np.random.default_rng(11).normal(size=x.shape)
+    np.testing.assert_allclose(vjp(res, g).reshape(-1, 10**4),
+                               apply(jf, g.reshape(-1, 10**4), transpose=True), **TOL)
+
+
+# --------------------------------------------------------------------------------------------
+# The same core on the torch and JAX backends.
+
+
+@pytest.mark.parametrize("name", OPS)
+@pytest.mark.parametrize("p", (2.0, 4 / 3))
+def test_torch_backend_partial_equals_full(name, p):
+    torch = pytest.importorskip("torch")
+    from softorder._src.frontends.torch.backend import TORCH
+
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(3, 3000))
+    x[1, :200] = 8.0 + rng.uniform(0, 0.05, 200)  # this row enlarges its window
+    x[2, 5] = np.nan
+    _compare(name, x, 3, p, 0.2, xp=TORCH, conv=lambda a: torch.from_numpy(a.copy()))
+
+
+@pytest.mark.parametrize("name", OPS)
+@pytest.mark.parametrize("p", (2.0, 4 / 3))
+def test_jax_backend_partial_equals_full(name, p):
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    from softorder._src.frontends.jax.backend import JAX
+
+    rng = np.random.default_rng(13)
+    x = rng.normal(size=(2, 3000))
+    x64 = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        conv = lambda a: jnp.asarray(a, jnp.float64)  # noqa: E731
+        _compare(name, x, 3, p, 0.2, xp=JAX, conv=conv)  # the window holds every row
+        x[1, :200] = 8.0 + rng.uniform(0, 1e-3, 200)  # one row fails: the batch re-sorts
+        _compare(name, x, 3, p, 0.2, xp=JAX, conv=conv)
+    finally:
+        jax.config.update("jax_enable_x64", x64)
