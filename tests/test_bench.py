@@ -16,8 +16,8 @@ import pytest
 
 from softorder.bench import _cases as C
 from softorder.bench import _frames as F
-from softorder.bench import _report as P
 from softorder.bench import _group_rows, _shapes, add_arguments
+from softorder.bench import _report as P
 
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(C.__file__)))
 

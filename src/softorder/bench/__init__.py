@@ -98,6 +98,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="float32,float64 (default both; --quick: float32)")
     parser.add_argument("--devices", type=_csv(("cpu", "cuda")), default=None,
                         help="cpu,cuda (default: cpu, and cuda when torch sees a GPU)")
+    parser.add_argument("--jax-backends", type=_csv(("callback", "jax")), default=None,
+                        help="softorder.jax backends to time: callback,jax (default: each "
+                             "device's default, callback on the CPU and jax on a GPU)")
     parser.add_argument("--min-time", type=float, default=None,
                         help="seconds of timing per method and group (default 0.15; --quick 0.02)")
     parser.add_argument("--max-call-s", type=float, default=None,
@@ -149,6 +152,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "max_call_s": args.max_call_s if args.max_call_s is not None else (1.0 if quick else 3.0),
         "memory_cap_mib": args.memory_cap,
         "seed": args.seed,
+        "jax_backends": args.jax_backends,
     }
 
 
@@ -278,7 +282,11 @@ def _run_frameworks(s: dict, frameworks: list[str], progress: _Progress | None,
                 continue
             try:
                 frame = make_frame(fw, dev, s["memory_cap_mib"])
-                cases = C.CASES[fw](s["quick"])
+                if fw == "jax":
+                    backends = s["jax_backends"] or ["callback" if dev == "cpu" else "jax"]
+                    cases = C.jax_cases(s["quick"], tuple(backends))
+                else:
+                    cases = C.CASES[fw](s["quick"])
             except Exception as e:  # noqa: BLE001 - e.g. no JAX GPU
                 rows.append({"framework": fw, "device": dev, "dtype": "-", "batch": 0, "n": 0,
                              "library": fw, "op": "sort", "variant": "", "name": fw,
@@ -434,7 +442,7 @@ def run(args: argparse.Namespace) -> int:
     prog = os.path.basename(sys.argv[0])
     prog = "python -m softorder.bench" if prog in ("__main__.py", "-c", "") else prog
     command = " ".join([prog, *sys.argv[1:]])
-    doc = {
+    doc: dict[str, Any] = {
         "meta": {"command": command, "date": datetime.date.today().isoformat(),
                  "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"
                  + (", CUDA" if "cuda" in s["devices"] else ", no GPU used"),
@@ -462,6 +470,7 @@ def run(args: argparse.Namespace) -> int:
             shutil.copy(os.path.join(args.out, p), os.path.join(img, p))
         with open(args.markdown, "w") as f:
             f.write(_page(doc, pngs, "img/"))
+    print("\n".join(P.tables(rows)))
     print(f"softorder bench: {len(rows)} measurements in {doc['meta']['seconds']:.0f} s; "
           f"results in {os.path.abspath(args.out)} (results.json, results.md, "
           f"{len(pngs)} PNG)" + (f"; page {args.markdown}" if args.markdown else ""))

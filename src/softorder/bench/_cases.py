@@ -204,7 +204,7 @@ def numpy_cases(quick: bool) -> list[Case]:
 
         return Case("softorder", op, variant, build)
 
-    table = [
+    table: list[tuple[str, str, str, dict[str, Any]]] = [
         ("sort", "l2", "soft_sort", {}), ("sort", "kl", "soft_sort", {"regularization": "kl"}),
         ("sort", "p=4/3", "soft_sort", {"regularization": "pnorm"}),
         ("rank", "l2", "soft_rank", {}), ("rank", "kl", "soft_rank", {"regularization": "kl"}),
@@ -298,11 +298,12 @@ def torch_cases(quick: bool) -> list[Case]:
 # JAX
 
 
-def jax_cases(quick: bool) -> list[Case]:
+def jax_cases(quick: bool, backends: tuple[str, ...] = ("callback",)) -> list[Case]:
+    """``backends``: softorder.jax's forward backends to time (the bench's default is the
+    device's default backend: the pure-JAX one compiles for seconds per function on a CPU)."""
     cases = [Case("jax", "sort", "jnp.sort",
                   lambda grp: (lambda x: __import__("jax").numpy.sort(x, axis=-1)), floor=True)]
-    # The pure-JAX backend (for accelerators) compiles for seconds per function: not in --quick.
-    for backend in ("callback",) if quick else ("callback", "jax"):
+    for backend in backends:
         cases += _softorder_cases("softorder.jax", quick, backend=backend, prefix=f"{backend} ")
     if installed("ott"):
         def ott(grp: Group, fn: str = "sort") -> Any:

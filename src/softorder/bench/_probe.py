@@ -93,7 +93,7 @@ def probe(label: str, setup: str, call: str, env: dict | None = None,
 
 def probes(installed, quick: bool, cold_cache: bool):
     """The probes to run: (label, setup, call, env). ``--quick`` runs softorder.numpy only."""
-    out = []
+    out: list[tuple[str, str, str, dict | None]] = []
     for label, module, setup, call in PROBES:
         if quick and label != "softorder.numpy":
             continue

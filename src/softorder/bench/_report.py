@@ -142,7 +142,7 @@ def plots(rows: list[dict], out: str) -> list[str]:
         for i, b in enumerate(batches):
             for j, op in enumerate(ops):
                 ax = axes[i][j]
-                series: dict[str, list[tuple[int, float]]] = defaultdict(list)
+                series: dict[str, list[tuple[int, Any]]] = defaultdict(list)
                 meta: dict[str, dict] = {}
                 for r in ok:
                     if r["batch"] != b or not (r["op"] == op or r.get("floor")):
