@@ -115,6 +115,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--note", default="",
                         help="a sentence about the machine or the run, printed on the page")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the inputs")
+    parser.add_argument("--render", metavar="RESULTS_JSON",
+                        help="measure nothing: rewrite results.md, the plots and --markdown "
+                             "from a results.json of an earlier run")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: the TensorFlow process
     return parser
 
@@ -402,8 +405,10 @@ def run(args: argparse.Namespace) -> int:
     """Run the benchmark described by ``args`` (from `add_arguments`); returns an exit code."""
     from . import _cases as C
     from . import _probe
-    from . import _report as P
 
+    if args.render:
+        with open(args.render) as f:
+            return _write(args, json.load(f))
     s = _settings(args)
     if args.worker:  # the TensorFlow process
         rows = _run_frameworks(s, s["frameworks"], None,
@@ -459,6 +464,15 @@ def run(args: argparse.Namespace) -> int:
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(_jsonable(doc), f, indent=1, allow_nan=False)
+    return _write(args, doc)
+
+
+def _write(args: argparse.Namespace, doc: dict[str, Any]) -> int:
+    """results.md, the plots and the --markdown page from the results ``doc``."""
+    from . import _report as P
+
+    rows = doc["rows"]
+    os.makedirs(args.out, exist_ok=True)
     pngs = P.plots(rows, args.out)
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write(_page(doc, pngs, ""))
@@ -471,9 +485,11 @@ def run(args: argparse.Namespace) -> int:
         with open(args.markdown, "w") as f:
             f.write(_page(doc, pngs, "img/"))
     print("\n".join(P.tables(rows)))
+    where = "rendered into" if args.render else "results in"
+    files = "results.md" if args.render else "results.json, results.md"
     print(f"softorder bench: {len(rows)} measurements in {doc['meta']['seconds']:.0f} s; "
-          f"results in {os.path.abspath(args.out)} (results.json, results.md, "
-          f"{len(pngs)} PNG)" + (f"; page {args.markdown}" if args.markdown else ""))
+          f"{where} {os.path.abspath(args.out)} ({files}, {len(pngs)} PNG)"
+          + (f"; page {args.markdown}" if args.markdown else ""))
     if doc["not_installed"]:
         print("not installed: " + ", ".join(doc["not_installed"]))
     return 0
