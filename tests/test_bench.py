@@ -149,14 +149,14 @@ def test_group_skips_a_method_whose_estimate_exceeds_the_memory_cap():
     assert "estimated 31 MiB > --memory-cap 1 MiB" in big[1]["error"]
 
 
-def test_group_drops_a_too_slow_method_at_every_larger_size():
+def test_group_drops_a_too_slow_method_at_every_larger_size_only():
     calls = []
 
     def slow(grp):
         calls.append(grp.n)
         time.sleep(0.1 if grp.n >= 100 else 0.0)
 
-    slow_cases: dict[str, str] = {}
+    slow_cases: dict[str, tuple[int, str]] = {}
     case = _case("slow", slow)
     s = _settings()
     r10 = _group_rows(F.NumpyFrame(), [_floor(), case], 1, 10, "float64", s, slow_cases)
@@ -166,7 +166,9 @@ def test_group_drops_a_too_slow_method_at_every_larger_size():
     n_calls = len(calls)
     r1000 = _group_rows(F.NumpyFrame(), [_floor(), case], 1, 1000, "float64", s, slow_cases)
     assert r1000[1]["status"] == "too slow" and "at 1 x 100" in r1000[1]["error"]
-    assert len(calls) == n_calls  # not called again
+    assert len(calls) == n_calls  # not called again at a larger size
+    r50 = _group_rows(F.NumpyFrame(), [_floor(), case], 1, 50, "float64", s, slow_cases)
+    assert r50[1]["status"] == "ok"  # but still at a smaller one
 
 
 def test_interleaved_calls_methods_in_rotating_turns_and_keeps_errors():

@@ -197,7 +197,8 @@ def _short(err: BaseException) -> str:
 
 
 def _group_rows(frame, cases, batch, n, dtype, s, slow: dict) -> list[dict]:
-    """Time one group: every case, forward and forward+backward, in turns."""
+    """Time one group: every case, forward and forward+backward, in turns. ``slow`` maps a
+    method found too slow to (batch * n there, message): it is not run at that size or above."""
     from ._frames import interleaved
 
     grp = frame.data(batch, n, dtype, s["seed"])
@@ -211,8 +212,8 @@ def _group_rows(frame, cases, batch, n, dtype, s, slow: dict) -> list[dict]:
         row = {**base, "library": case.library, "op": case.op, "variant": case.variant,
                "name": case.name, "floor": case.floor, "status": "ok", "error": None}
         rows[case.name] = row
-        if case.name in slow:
-            row.update(status="too slow", error=slow[case.name])
+        if case.name in slow and batch * n >= slow[case.name][0]:
+            row.update(status="too slow", error=slow[case.name][1])
             continue
         est = case.memory(batch, n, item) if case.memory else None
         if est is not None:
@@ -234,7 +235,7 @@ def _group_rows(frame, cases, batch, n, dtype, s, slow: dict) -> list[dict]:
                 once = time.perf_counter() - t0
                 if once > s["max_call_s"] and not case.floor:
                     msg = f"{once:.1f} s per {mode} call > --max-call-s {s['max_call_s']:g}"
-                    slow[case.name] = f"too slow at {batch} x {n} ({msg})"
+                    slow[case.name] = (batch * n, f"too slow at {batch} x {n} ({msg})")
                     row.update(status="too slow", error=msg)
                     break
                 thunks[(case.name, mode)] = th
@@ -296,7 +297,7 @@ def _run_frameworks(s: dict, frameworks: list[str], progress: _Progress | None,
                              "floor": True, "status": "failed", "error": _short(e)})
                 continue
             for dtype in s["dtypes"]:
-                slow: dict[str, str] = {}
+                slow: dict[str, tuple[int, str]] = {}
                 for batch, n in s["shapes"]:
                     what = f"{fw} {dev} {dtype} {batch} x {n}"
                     try:
