@@ -34,6 +34,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -447,7 +448,7 @@ def run(args: argparse.Namespace) -> int:
                     for name, mod, fws, pypi, what in C.ALTERNATIVES]
     prog = os.path.basename(sys.argv[0])
     prog = "python -m softorder.bench" if prog in ("__main__.py", "-c", "") else prog
-    command = " ".join([prog, *sys.argv[1:]])
+    command = prog + " " + shlex.join(sys.argv[1:])
     doc: dict[str, Any] = {
         "meta": {"command": command, "date": datetime.date.today().isoformat(),
                  "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"
