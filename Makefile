@@ -54,18 +54,17 @@ test: install lint typecheck $(DOCS_JS)
 		src/softorder/tensorflow.py
 	@echo "docs site: home page screenshot at artifacts/docs-site/home.png"
 
-# The comparison baselines go into the benchmark environment only, never into softorder's
-# dependencies: OTT-JAX (pure Python), and torchsort, whose C++ extension builds on a CPU-only
-# machine only without build isolation and with nvcc hidden (PATH without /usr/local/bin,
-# CUDA_HOME empty). A failed baseline install drops its columns; the tables still run.
+# `softorder bench` against every installed alternative. The alternatives go into the benchmark
+# environment only, never into softorder's dependencies: those on PyPI from
+# requirements-bench.txt (constrained by requirements-dev.txt), and torchsort, whose C++
+# extension builds on a CPU-only machine only without build isolation and with nvcc hidden
+# (PATH without /usr/local/bin, CUDA_HOME empty). A failed install drops that alternative: the
+# bench lists it as not installed. The run regenerates docs/benchmarks.md and its plots.
 bench: install
-	-$(BIN)/python -m pip install -q -c requirements-dev.txt ott-jax
+	-$(BIN)/python -m pip install -q -c requirements-dev.txt -r requirements-bench.txt
 	-env PATH=$(abspath $(BIN)):/usr/bin:/bin CUDA_HOME= \
 		$(BIN)/python -m pip install -q --no-build-isolation torchsort
-	$(BIN)/python benchmarks/bench_numpy.py
-	$(BIN)/python benchmarks/bench_torch.py
-	$(BIN)/python benchmarks/bench_jax.py
-	$(BIN)/python benchmarks/bench_tensorflow.py
+	$(BIN)/python -m softorder.bench --out bench-results --markdown docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache site docs/_tools/node_modules artifacts

@@ -13,6 +13,7 @@ import importlib
 
 SUBCOMMANDS = {
     "doctor": "softorder._src.doctor",
+    "bench": "softorder.bench",
 }
 
 

@@ -1,0 +1,7 @@
+"""``python -m softorder.bench``: see `softorder.bench`."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
