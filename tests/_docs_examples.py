@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import doctest
 import re
+import sys
 import textwrap
 from pathlib import Path
 
@@ -53,6 +54,16 @@ def run_page(page: Path, tensorflow: bool) -> None:
     test = doctest.DocTestParser().get_doctest(text, {"__name__": "__docs__"}, name, name, 0)
     out: list[str] = []
     runner = doctest.DocTestRunner(optionflags=FLAGS)
-    result = runner.run(test, out=out.append, clear_globs=True)
+    # The pages show a fresh process: JAX in its default float32. Another test in the same
+    # worker may have switched x64 on; run the page with it off and restore it after.
+    jax = sys.modules.get("jax")
+    x64 = bool(jax.config.read("jax_enable_x64")) if jax is not None else False
+    if x64:
+        jax.config.update("jax_enable_x64", False)
+    try:
+        result = runner.run(test, out=out.append, clear_globs=True)
+    finally:
+        if x64:
+            jax.config.update("jax_enable_x64", True)
     assert result.attempted > 0, f"{name}: no example ran"
     assert result.failed == 0, "".join(out)
