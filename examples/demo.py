@@ -32,8 +32,6 @@ from softorder.numpy import (  # noqa: E402
     vjp,
 )
 
-np.set_printoptions(precision=3, suppress=True)
-
 
 def show(title, hard, soft_fn, strengths):
     print(f"\n{title}")
@@ -129,7 +127,8 @@ def main(argv=None):
     parser.add_argument("--experiments-out", default="results",
                         help="folder for the experiments' results (default: results/)")
     args = parser.parse_args(argv)
-    worked_examples()
+    with np.printoptions(precision=3, suppress=True):
+        worked_examples()
     if args.plot:
         plot(args.plot)
     if not args.no_bench:

@@ -14,6 +14,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
+
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 _FENCE = re.compile(r"^(?P<pad>[ \t]*)```pycon[^\n]*\n(?P<body>.*?)^(?P=pad)```[ \t]*$",
                     re.S | re.M)
@@ -61,7 +63,10 @@ def run_page(page: Path, tensorflow: bool) -> None:
     if x64:
         jax.config.update("jax_enable_x64", False)
     try:
-        result = runner.run(test, out=out.append, clear_globs=True)
+        # NumPy's default print options too (another test may have changed them).
+        with np.printoptions(precision=8, threshold=1000, edgeitems=3, linewidth=75,
+                             suppress=False, floatmode="maxprec", sign="-"):
+            result = runner.run(test, out=out.append, clear_globs=True)
     finally:
         if x64:
             jax.config.update("jax_enable_x64", True)
