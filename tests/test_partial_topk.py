@@ -353,3 +353,40 @@ def test_jax_backend_partial_equals_full(name, p):
     _compare(name, x, 3, p, 0.2, xp=JAX, conv=conv)  # the window holds every row
     x[1, :200] = 8.0 + rng.uniform(0, 1e-3, 200)  # one row fails: the batch re-sorts
     _compare(name, x, 3, p, 0.2, xp=JAX, conv=conv)
+
+
+@pytest.mark.parametrize("name", OPS)
+@pytest.mark.parametrize("dtype", ("float32", "float64"))
+@pytest.mark.parametrize("p", (2.0, 4 / 3))
+def test_torch_eager_cpu_window_path_equals_the_full_sort(name, dtype, p):
+    """torch's plain eager CPU path (window residuals, float32 rows read as they are): the
+    values, the gradient (``backward``), forward-mode ``jvp`` and the strength's gradient are
+    the full sort's, with a row that enlarges its window and one holding NaN."""
+    torch = pytest.importorskip("torch")
+    import torch.autograd.forward_ad as fwAD
+
+    from softorder._src.frontends.torch import frontend as F
+
+    rng = np.random.default_rng(18)
+    # Distinct float32 values (exact ties far below the support have derivative 0 here, and
+    # not under the full sort: `test_ties_outside_the_support_have_a_zero_derivative`).
+    x = np.stack([rng.permutation(np.linspace(-3.0, 3.0, 4000)) for _ in range(3)])
+    x[1, :200] = 8.0 + 2.5e-4 * rng.permutation(200)  # this row enlarges its window
+    x[2, 9] = np.nan
+    xt = torch.from_numpy(x).to(getattr(torch, dtype))
+    w = torch.from_numpy(rng.normal(size=x.shape)).to(xt.dtype)
+    out = {}
+    for flag in (False, True):
+        xr = xt.clone().requires_grad_(True)
+        s = torch.tensor(0.2, dtype=torch.float64, requires_grad=True)
+        y = F._call(name, xr, 3, -1, s, p=p, partial=flag)
+        (y * w).sum().backward()
+        with fwAD.dual_level():
+            yd = fwAD.unpack_dual(F._call(name, fwAD.make_dual(xt, w), 3, -1, 0.2, p=p,
+                                          partial=flag)).tangent
+        out[flag] = (y.detach(), xr.grad, yd, s.grad)
+    for a, b in zip(out[True], out[False]):
+        assert a.dtype == b.dtype
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6 if dtype == "float32"
+                                   else 1e-12, atol=1e-6 if dtype == "float32" else 1e-12,
+                                   equal_nan=True)
