@@ -133,7 +133,7 @@ def _checked(jac: BlockJacobian, t, name):
             raise ValueError(f"residual {field} has shape {arr.shape}, expected {shape}")
     if window:
         for perm in (jac.in_perm, jac.out_perm):
-            if perm.size and (perm.min() < 0 or perm.max() >= t.shape[-1]):
+            if perm is not None and perm.size and (perm.min() < 0 or perm.max() >= t.shape[-1]):
                 raise ValueError(f"window residuals index outside the {name}'s {t.shape[-1]} "
                                  "columns")
         if t.dtype == np.float32:

@@ -37,6 +37,17 @@ ids continue the window's as singletons, with the residuals ``a, b, c`` the full
 a singleton with ``w = 0`` and ``u = 0`` (``a + b c = 0``: a zero Jacobian row). So
 `jacobian.apply`, the strength tangents and the JAX replay of the residuals run unchanged.
 
+**Window residuals** (the fast path: `backend.NumpyWindowBackend`, used by the NumPy API and
+torch's eager CPU path; `_solve_window`). The residuals are the window's own, ``[r, w]``
+(``w``: the widest window of the batch; a row with a narrower one is padded with entries
+outside its window as zero singletons), with ``in_perm`` giving column indices; nothing is
+stored for the other ``n - w`` entries, whose Jacobian rows and columns are 0, and
+`jacobian.apply` writes the ``w`` entries into a zeroed output. The ``O(n)`` passes per row
+are then: the selection (one ``np.argpartition`` of the key, in the row's own dtype: float32
+rows are not copied to float64), ``|x|`` for the magnitude, one NaN scan, and the zero fills
+of the output and of the gradient. Elsewhere (JAX, TensorFlow, torch custom ops under
+``torch.compile``/``torch.func``, CUDA tensors) the full ``[r, n]`` layout above (`_solve`).
+
 Rows holding NaN run the full sort (their output is NaN, as everywhere). Backends with static
 shapes (JAX) cannot size a window per row: they try the first window for every row, and where
 any row fails the whole batch takes the full sort (``lax.cond``: only the branch taken runs,
