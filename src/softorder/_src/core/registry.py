@@ -34,7 +34,7 @@ from ..isotonic import pav
 from ..isotonic.regularizers import D_CAP, KIND_MAG, exponent_r, is_quadratic, kind_for, phi
 from . import fused, partial
 from . import validation as V
-from .backend import NUMPY
+from .backend import NUMPY, NumpyBackend
 from .dykstra import block_alpha, dykstra_decreasing
 from .jacobian import BlockJacobian, apply
 from .projection import project_rows, scale_input
@@ -138,7 +138,7 @@ Options = SortOptions | TopKOptions | IsotonicOptions
 
 
 def _is_numpy(xp, strength) -> bool:
-    return xp is NUMPY and isinstance(strength, (float, int, np.floating))
+    return isinstance(xp, NumpyBackend) and isinstance(strength, (float, int, np.floating))
 
 
 def rank_rows(x, strength, o: SortOptions, xp=NUMPY):
@@ -185,13 +185,13 @@ def topk_mask_rows(x, strength, o: TopKOptions, xp=NUMPY):
     if partial.use_partial(o, x.shape[-1], xp):
         r = o.r
 
-        def tail(x2, perm, strength):
+        def tail(xs, strength):
             # A singleton with w = 0 and u = 0, as the full sort gives it: d = phi'(0) is 1
             # (p = 2) or 0 (p < 2; and p > 2, whose singletons the kernels set to d = 0).
             if r == 1.0:
-                return (xp.zeros_like(x2) + 1.0 / strength, xp.zeros_like(x2) - 1.0,
-                        xp.zeros_like(x2) + 1.0 / strength)
-            return xp.zeros_like(x2), xp.zeros_like(x2), xp.zeros_like(x2)
+                return (xp.zeros_like(xs) + 1.0 / strength, xp.zeros_like(xs) - 1.0,
+                        xp.zeros_like(xs) + 1.0 / strength)
+            return xp.zeros_like(xs), xp.zeros_like(xs), xp.zeros_like(xs)
 
         def bound(x2, xk, strength):
             # y = clip(phi((x - tau) / lambda), 0, 1) with tau >= x_(k) - lambda, unless the
@@ -201,10 +201,23 @@ def topk_mask_rows(x, strength, o: TopKOptions, xp=NUMPY):
 
         y, jac = partial.partial_rows(_topk_mask_core, x, x, strength, o, xp, tail, bound)
     else:
-        y, jac = _topk_mask_core(x, strength, o, xp)
+        y, jac = _topk_mask_core(_as_float64(x, xp), strength, o, xp)
     if o.straight_through:
-        y = xp.put(xp.topk_weights(x, o.k) + 0.0 * jac.a, jac.in_perm)
+        y = _put_row(xp.topk_weights(jac.a, o.k) + 0.0 * jac.a, jac.in_perm, x, xp)
     return y, jac
+
+
+def _as_float64(x, xp):
+    """Rows as float64 on `backend.NumpyWindowBackend` (which takes float32 top-k rows)."""
+    return xp.as_float64(x) if getattr(xp, "window_layout", False) else x
+
+
+def _put_row(vals, perm, x, xp):
+    """``vals`` at ``perm`` in a row shaped like ``x``: a scatter, or into zeros for window
+    residuals (`partial`: narrower than the row)."""
+    if perm.shape[-1] == x.shape[-1]:
+        return xp.put(vals, perm)
+    return xp.put_window(vals, perm, x)
 
 
 def _topk_mask_core(x, strength, o: TopKOptions, xp):
@@ -239,19 +252,19 @@ def topk_magnitude_rows(x, strength, o: TopKOptions, xp=NUMPY):
     if partial.use_partial(o, x.shape[-1], xp):
         r = o.r
 
-        def tail(x2, perm, strength):
+        def tail(xs, strength):
             # A singleton with w = 0 and u = 0, as the full sort gives it: d = 1 + phi_lam'(0),
             # alpha = 1, signs of x (a + b c = 0).
-            sg = xp.sign(xp.take(x2, perm))
+            sg = xp.sign(xs)
             dphi0 = 1.0 if r == 1.0 else (0.0 if r > 1.0 else D_CAP)
             d = 1.0 + dphi0 / strength
             return xp.abs(sg) * d, sg * -d, sg  # |sg| = sg^2
 
         y, jac = partial.partial_rows(_topk_magnitude_core, x, xp.abs(x), strength, o, xp, tail)
     else:
-        y, jac = _topk_magnitude_core(x, strength, o, xp)
+        y, jac = _topk_magnitude_core(_as_float64(x, xp), strength, o, xp)
     if o.straight_through:
-        y = x * xp.put(xp.topk_weights(x, o.k) + 0.0 * jac.a, jac.in_perm) + 0.0
+        y = x * _put_row(xp.topk_weights(jac.a, o.k) + 0.0 * jac.a, jac.in_perm, x, xp) + 0.0
     return y, jac
 
 
@@ -358,14 +371,14 @@ def _tangent_magnitude(x, y, jac, strength, o: TopKOptions, xp):
     lam = strength
     s = xp.take(xp.abs(x), jac.in_perm)
     sg = xp.sign(xp.take(x, jac.in_perm))
-    w = xp.topk_weights(x, o.k) + 0.0 * s
+    w = xp.topk_weights(s, o.k) + 0.0 * s
     size = xp.segment_sum(xp.ones_like(s), jac.block)
     wsum = xp.segment_sum(w, jac.block)
     gamma = xp.segment_sum(s, jac.block) / (size + lam * wsum)
     dgamma = -gamma * wsum / (size + lam * wsum)
     dys = sg * (-(s - gamma) / (lam * lam) - (1.0 + 1.0 / lam) * dgamma)
     dys = xp.where(sg == 0, 0.0 * s, dys)
-    return xp.put(dys, jac.in_perm)
+    return _put_row(dys, jac.in_perm, x, xp)
 
 
 # --------------------------------------------------------------------------------------------
