@@ -10,6 +10,7 @@ from ._src.core.isotonic_api import (
     isotonic_regression,
     isotonic_regression_fwd,
 )
+from ._src.core.dykstra import DykstraNotConvergedWarning
 
 __all__ = [
     "isotonic_regression",
@@ -20,4 +21,5 @@ __all__ = [
     "isotonic_dykstra",
     "IsotonicResult",
     "DykstraResult",
+    "DykstraNotConvergedWarning",
 ]
