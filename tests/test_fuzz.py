@@ -203,32 +203,30 @@ def test_tied_ranks_at_a_subnormal_strength_have_no_nan_derivative(x):
     np.testing.assert_array_equal(vjp(res, np.array([[1.0, 0.0, 0.0]])), [[INF, -INF, -INF]])
 
 
-# Found by the examples above, not fixed here (kernels outside this file's owner): kept as
-# strict xfails so that a fix shows up.
-@pytest.mark.xfail(strict=True, reason="mask p=2 with 5e-324 next to 0 below the k-th entry: "
-                   "the fused Jacobian pools them (+-1/6), the exact one (and generic) is 0")
+# Found by the examples above; were defects (issue 8), each the exact limit now.
+# (1) mask p=2 with 5e-324 next to 0 below the k-th entry: the fused kernel's scaled gap
+# rounded 0.5 * 5e-324 to 0 and pooled them (Jacobian +-1/6); the exact one is 0.
 def test_subnormal_neighbours_below_the_top_k_do_not_pool():
     _same_paths("soft_topk_mask", EXTREME[:-1], 1.0, 2, p=2.0)
 
 
-@pytest.mark.xfail(strict=True, reason="magnitude p=3 at strength 1e300 with infinities: "
-                   "finite entries overflow to inf (5e-324 -> inf)")
+# (2) magnitude p=3 at strength 1e300: a singleton's value gamma << s was solved relative to
+# s (1.7e308 -> inf).
 def test_magnitude_p3_at_a_huge_strength_keeps_finite_entries_finite():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         y = soft_topk_magnitude_fwd(EXTREME, 4, regularization_strength=1e300, p=3.0)[0]
     fin = np.isfinite(EXTREME)
     assert np.all(np.abs(y[fin]) <= np.abs(EXTREME[fin]))
+    # The limit of a huge strength: x itself (|u + phi(u / lam)| - |x| ~ sqrt(|x| / lam)).
+    np.testing.assert_allclose(y[fin], EXTREME[fin], rtol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="kl ranks of EXTREME at strength 1e-300: the fused and "
-                   "generic values differ (x / strength overflows)")
+# (3) x / strength overflowed on the generic path (pooling 1.7e308 with +inf).
 def test_extreme_kl_ranks_at_a_tiny_strength_agree_on_both_paths():
     _same_paths("soft_rank", EXTREME, 1e-300, regularization="kl", descending=True)
 
 
-@pytest.mark.xfail(strict=True, reason="mask k=2 of EXTREME at strength 1e-300: the generic "
-                   "path pools +inf with 1.7e308 (mask 2/3 each instead of 1, 1, 0)")
 def test_extreme_mask_at_a_tiny_strength_agrees_on_both_paths():
     _same_paths("soft_topk_mask", EXTREME, 1e-300, 2, p=4 / 3)
 
@@ -241,14 +239,10 @@ def test_extreme_ranks_agree_on_both_paths(x, reg):
     _same_paths("soft_rank", x, 1.0, regularization=reg, descending=True)
 
 
-@pytest.mark.xfail(strict=True, reason="mask p=3 k=2 of EXTREME: the fused Jacobian pools "
-                   "5e-324 with 0 (+-1.7e7), the exact one (and generic) is 0")
 def test_extreme_p3_mask_derivative_agrees_on_both_paths():
     _same_paths("soft_topk_mask", EXTREME[:-1], 1.0, 1, p=3.0)
 
 
-@pytest.mark.xfail(strict=True, reason="huge finite values at strength 1e-300: x / strength "
-                   "overflows, both paths pool finite entries with the infinities")
 @pytest.mark.parametrize("name,k,kw", [("soft_rank", None, dict(regularization="kl")),
                                        ("soft_topk_mask", 1, dict(p=4 / 3))])
 def test_huge_values_at_a_tiny_strength_agree_on_both_paths(name, k, kw):

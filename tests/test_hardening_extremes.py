@@ -138,6 +138,28 @@ def test_magnitude_at_a_huge_strength_is_x():
                 so.soft_topk_magnitude(x, 2, regularization_strength=lam, p=p), x, rtol=1e-12)
 
 
+@pytest.mark.parametrize("s,lam", [(1e300, 1e300), (1.7e308, 1e300), (1e10, 1.0), (2.0, 1e-5),
+                                   pytest.param(3e-300, 1e300, marks=pytest.mark.xfail(
+                                       strict=True, reason="(s - gamma) / lam underflows in "
+                                       "the block equation (phi of it would not): not done"))])
+def test_magnitude_singleton_value_far_below_its_entry_keeps_its_digits(s, lam):
+    # p = 3 (r = 1/2): gamma = sqrt((s - gamma) / lam) (w = 1), i.e. lam g^2 + g - s = 0:
+    # g = 2 s / (1 + sqrt(1 + 4 lam s)), in exact decimal arithmetic. Solved relative to s,
+    # gamma << s lost every digit (s = lam = 1e300 gave 9e284, not 1; 1.7e308 gave -inf).
+    from decimal import Decimal, getcontext
+
+    from softorder._src.isotonic import pav as P
+
+    getcontext().prec = 50
+    ds, dl = Decimal(s), Decimal(lam)
+    want = float(2 * ds / (1 + (1 + 4 * dl * ds).sqrt()))
+    for x in ([s], [s, 0.0]):
+        row = np.array([x])
+        v = P.pav_batch(row, np.array([[1.0] + [0.0] * (len(x) - 1)]), np.ones_like(row),
+                        P.KIND_MAG, 0.5, lam, True, False)[0]
+        np.testing.assert_allclose(v[0, 0], want, rtol=1e-13)
+
+
 def test_tied_mask_at_large_x_over_strength_sums_to_k():
     for p in (3.0, 1.5, 2.0, 4 / 3):
         y = so.soft_topk_mask(_a(1, 1, 0), 2, p=p, regularization_strength=1e-20)

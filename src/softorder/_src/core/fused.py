@@ -62,7 +62,10 @@ def _scaled_diff(xa, xb, scale):
     equal infinities, and ties under an infinite scale)."""
     if xa == xb:
         return 0.0
-    return ((0.5 * xa - 0.5 * xb) * scale) * 2.0
+    diff = xa - xb
+    if math.isinf(diff) and not (math.isinf(xa) or math.isinf(xb)):
+        return ((0.5 * xa - 0.5 * xb) * scale) * 2.0  # halves: 0.5 * 5e-324 would round to 0
+    return diff * scale
 
 
 @njit

@@ -333,8 +333,21 @@ def _bottom_up(s, w, cw, kind, r, lam, winv, start, center, offset, gam, st, top
             elif cubic:
                 offset[top] = _mag_cubic(lam, wi, 1.0, si, 0.0, 0.0)
             else:
-                offset[top] = _solve_block(s, i, i + 1, si, wi, r, lam, True,
-                                           min(0.0, si) - si, max(0.0, si) - si)
+                # The root gamma lies in [0, s] (s = |x| >= 0): solved relative to the nearer
+                # end, so that gamma << s (a huge lam) keeps its digits (relative to s it
+                # would be rounding: s = 1e300, lam = 1e300 gave gamma = 9e284, not 1).
+                h = 0.5 * si
+                if _phi((si - h) / lam, r) <= h * wi:
+                    # gamma <= s / 2: u = s - gamma in [s/2, s], so phi(s / lam) / w is within
+                    # a factor 2^r of gamma: Newton's start (from the bracket's middle its
+                    # first step lands on 0, and bisection would need ~1000 halvings).
+                    # (Where s / lam underflows that start means nothing: the middle.)
+                    center[top] = 0.0
+                    q = si / lam
+                    g0 = min(_phi(q, r) / wi, h) if q >= 2.2250738585072014e-308 else np.nan
+                    offset[top] = _solve_block(s, i, i + 1, 0.0, wi, r, lam, True, 0.0, h, g0)
+                else:
+                    offset[top] = _solve_block(s, i, i + 1, si, wi, r, lam, True, -h, 0.0)
         gam[top] = center[top] + offset[top]
         while top > floor and _violates(kind, st, gam, top - 1, top):
             a = top - 1
