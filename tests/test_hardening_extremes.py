@@ -130,6 +130,28 @@ def test_subnormal_strength_gives_the_hard_operators(eps):
                                   [1, 0, 0, 1])
 
 
+@pytest.mark.parametrize("p", [3.0, 1.5, 4 / 3])
+@pytest.mark.parametrize("mag", [1e200, 1e-200, 1e300, 1e-300])
+def test_pnorm_sorts_beyond_the_range_of_phi_inverse_are_the_limits(p, mag):
+    # phi^-1(x) = |x|^(p-1) under/overflows there (p = 3: beyond ~1e+-154). Homogeneity:
+    # S(t x, eps) = t S(x, eps t^(p-1)): strengths far below 1 / mag^(p-1) give the hard sort,
+    # far above it the mean (the sum is kept), and in between the scaled-down row's sort.
+    x = _a(1, 3, -2, 0.5) * mag
+    unit = mag ** -(p - 1.0)  # the strength of x / mag at 1 (0 or inf where not representable)
+    for desc in (False, True):
+        kw = dict(regularization="pnorm", p=p, descending=desc)
+        cases = [(1e-12, np.sort(x)[::-1] if desc else np.sort(x)), (1e12, np.full(4, x.mean())),
+                 (0.7, so.soft_sort(x / mag, regularization_strength=0.7, **kw) * mag)]
+        checked = 0
+        for f, want in cases:
+            eps = f * unit
+            if 1e-320 < eps < 1e300:
+                got = so.soft_sort(x, regularization_strength=eps, **kw)
+                np.testing.assert_allclose(got, want, rtol=1e-9)
+                checked += 1
+        assert checked >= 1
+
+
 def test_magnitude_at_a_huge_strength_is_x():
     x = _a(1, -2, 3, 0.5)
     for p in (4 / 3, 2.0, 1.5, 3.0):
@@ -232,11 +254,6 @@ def test_infinite_entries_are_the_limit_of_a_finite_stand_in(case, vals, eps, k,
     # u ~ M^(1/r)): a looser tolerance there.
     slow = name == "soft_sort" and kw["regularization"] == "pnorm" and np.isinf(x).any()
     tol = 0.05 if slow else 1e-5
-    if (name == "soft_sort" and kw["regularization"] == "kl" and (x == -INF).sum() >= 2
-            and (x > -INF).any()):
-        # Known defect (issue 8), pinned by the strict xfail
-        # test_kl_sort_derivative_with_two_minus_infinities_is_the_limit below.
-        return
     t = np.random.default_rng(seed).normal(size=x.shape)
     for transpose in (False, True):
         g = apply(jac, t, transpose=transpose, xp=xp)
@@ -295,9 +312,8 @@ def test_extreme_values_and_strengths_give_valid_exact_outputs(case, vals, tie, 
         assert np.all(np.isfinite(g)), (x, eps, g)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8: the ascending kl soft-sort derivative of a row "
-                   "with two or more -inf and another entry is not the limit yet (the kernel "
-                   "pools them with that entry; found by hypothesis in CI)")
+# Was a defect (issue 8): the kernel pooled the whole row (closed form) or pooled the -inf
+# entries with each other; blocks are now the limit's (lexicographic PAV on A M + B).
 @pytest.mark.parametrize("vals", [[-INF, -INF, INF], [-INF, -INF, 1.0], [-INF, -INF, -INF, -2.0]])
 def test_kl_sort_derivative_with_two_minus_infinities_is_the_limit(vals):
     x = np.array([vals])
@@ -310,9 +326,7 @@ def test_kl_sort_derivative_with_two_minus_infinities_is_the_limit(vals):
     np.testing.assert_allclose(apply(jac, t), apply(js, t), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("p", [4 / 3, pytest.param(3.0, marks=pytest.mark.xfail(
-    strict=True, reason="issue 8: p-norm sorts map x to |x|^(p-1), which underflows to 0 for "
-    "|x| < ~1e-162 at p = 3 (the mirror of the known overflow beyond ~1e154)"))])
+@pytest.mark.parametrize("p", [4 / 3, 3.0])
 def test_tied_tiny_values_at_a_huge_strength_sort_without_a_crash(p):
     # Found by hypothesis: the cubic merge's closed-form fallback divided by a * sqrt(a / 3),
     # which underflowed to 0 (ZeroDivisionError from the Numba kernel). Ties sort to themselves.

@@ -1,5 +1,6 @@
 """Isotonic regression solvers (PAV for l2/kl/p-norm/magnitude, Dykstra), batched over rows."""
 
+from ._src.core.dykstra import DykstraNotConvergedWarning
 from ._src.core.isotonic_api import (
     DykstraResult,
     IsotonicResult,
@@ -10,7 +11,6 @@ from ._src.core.isotonic_api import (
     isotonic_regression,
     isotonic_regression_fwd,
 )
-from ._src.core.dykstra import DykstraNotConvergedWarning
 
 __all__ = [
     "isotonic_regression",
