@@ -133,22 +133,28 @@ def test_subnormal_strength_gives_the_hard_operators(eps):
 @pytest.mark.parametrize("p", [3.0, 1.5, 4 / 3])
 @pytest.mark.parametrize("mag", [1e200, 1e-200, 1e300, 1e-300])
 def test_pnorm_sorts_beyond_the_range_of_phi_inverse_are_the_limits(p, mag):
-    # phi^-1(x) = |x|^(p-1) under/overflows there (p = 3: beyond ~1e+-154). Homogeneity:
-    # S(t x, eps) = t S(x, eps t^(p-1)): strengths far below 1 / mag^(p-1) give the hard sort,
-    # far above it the mean (the sum is kept), and in between the scaled-down row's sort.
+    # phi^-1(x) = |x|^(p-1) under/overflows there (p = 3: beyond ~1e+-154; the kernel gave 0
+    # or inf). Homogeneity: S(t x, eps) = t S(x, eps t^(p-1)).
     x = _a(1, 3, -2, 0.5) * mag
-    unit = mag ** -(p - 1.0)  # the strength of x / mag at 1 (0 or inf where not representable)
+    # log10 of the strength at which x / mag has strength 1 (may be beyond the float range)
+    unit = -(p - 1.0) * np.log10(mag)
     for desc in (False, True):
         kw = dict(regularization="pnorm", p=p, descending=desc)
-        cases = [(1e-12, np.sort(x)[::-1] if desc else np.sort(x)), (1e12, np.full(4, x.mean())),
-                 (0.7, so.soft_sort(x / mag, regularization_strength=0.7, **kw) * mag)]
         checked = 0
-        for f, want in cases:
-            eps = f * unit
-            if 1e-320 < eps < 1e300:
-                got = so.soft_sort(x, regularization_strength=eps, **kw)
-                np.testing.assert_allclose(got, want, rtol=1e-9)
-                checked += 1
+        # far below: the hard sort (any smaller strength too); far above: the mean (any
+        # larger one too); in between, where representable, the scaled-down row's sort.
+        for le, want, ok in [
+                (min(unit - 12.0, 300.0), np.sort(x)[::-1] if desc else np.sort(x),
+                 unit - 12.0 >= -300.0),
+                (max(unit + 12.0, -300.0), np.full(4, x.mean()), unit + 12.0 <= 300.0),
+                (unit + np.log10(0.7), None, abs(unit) <= 299.0)]:
+            if not ok:
+                continue
+            if want is None:
+                want = so.soft_sort(x / mag, regularization_strength=0.7, **kw) * mag
+            got = so.soft_sort(x, regularization_strength=10.0**le, **kw)
+            np.testing.assert_allclose(got, want, rtol=1e-9)
+            checked += 1
         assert checked >= 1
 
 
