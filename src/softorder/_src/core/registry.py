@@ -37,7 +37,7 @@ from . import validation as V
 from .backend import NUMPY, NumpyBackend
 from .dykstra import block_alpha, dykstra_decreasing
 from .jacobian import BlockJacobian, apply
-from .projection import project_rows, scale_input
+from .projection import project_rows
 
 __all__ = ["SortOptions", "TopKOptions", "Operator", "OPERATORS", "get", "register",
            "docstring"]
@@ -141,6 +141,67 @@ def _is_numpy(xp, strength) -> bool:
     return isinstance(xp, NumpyBackend) and isinstance(strength, (float, int, np.floating))
 
 
+def _split_gap(n, kind, r, k=None) -> float:
+    """A scaled gap between sorted neighbours above which PAV never pools them against the
+    rank weights ``rho`` (``k`` None) or the top-k weights: twice the range of the roots'
+    shifts ``phi^-1(w)`` plus 1 (the fused kernels' threshold, `fused.zside`)."""
+    w = np.arange(n, 0, -1.0) if k is None else (np.arange(n) < k).astype(np.float64)
+    if kind == pav.KIND_KL:
+        w = np.log(w)
+    elif kind == pav.KIND_PNORM:
+        w = w ** (1.0 / r)
+    return 2.0 * (float(w.max() - w.min()) if n else 0.0) + 1.0
+
+
+def _scaled_diff(a, b, scale, xp):
+    """``(a - b) * scale`` entrywise without overflow of the difference, and 0 where
+    ``a == b`` (equal infinities; ties under an infinite scale)."""
+    diff = a - b
+    finite = (xp.abs(a) < np.inf) & (xp.abs(b) < np.inf)
+    halves = ((0.5 * a - 0.5 * b) * scale) * 2.0
+    out = xp.where(finite & (xp.abs(diff) == np.inf), halves, diff * scale)
+    return xp.where(a == b, xp.zeros_like(out), out)
+
+
+def _scaled_sorted(xs, scale, gap, xp):
+    """``xs * scale`` for rows ``xs`` sorted descending, where that product stays finite.
+
+    Rows where it overflows (or, for a subnormal strength, where ``scale`` does) are made of
+    segments: sorted neighbours farther apart than ``gap`` (scaled) are never pooled, and the
+    operators (ranks, top-k masks) are translation invariant on each segment. Such a row gets
+    ``s = (xs - segment's first entry) * scale - C * segment id`` with ``C = (n + 1) gap``:
+    finite, decreasing, the same PAV blocks and values (the exact limit: ``x / strength``
+    is never formed where it would overflow, docs/conventions.md)."""
+    n = xs.shape[-1]
+    z = xs * scale
+    if n == 0:
+        return z
+    finite_x = xp.abs(xs) < np.inf
+    need = xp.row_any(finite_x & ~(xp.abs(z) < np.inf))
+    one = xp.where(xs[..., :1] == xs[..., :1], 1, 1)
+    cut = xp.where(_scaled_diff(xs[..., :-1], xs[..., 1:], scale, xp) > gap, 1, 0)
+    start = xp.concat([one, cut])
+    seg = xp.cumsum_int32(start) - 1
+    first = xp.segment_sum(xp.where(start == 1, xs, xp.zeros_like(z)), seg)
+    seg_f = seg + xp.zeros_like(z)
+    s = _scaled_diff(xs, first, scale, xp) - seg_f * ((n + 1.0) * gap)
+    return xp.where(need, s, z)
+
+
+def _scaled_projection(x, sign, scale, w, gap, regularization, r, xp):
+    """``P_R(sign * x * scale, w)`` of rows (``w`` sorted descending, ``sign = +-1``,
+    ``scale > 0``) and its Jacobian in ``x``, with the scaled input formed by
+    `_scaled_sorted` (never overflowing)."""
+    xs = x * sign if sign < 0 else x
+    perm = xp.argsort_desc(xs)
+    s = _scaled_sorted(xp.take(xs, perm), scale, gap, xp)
+    ys, jz, _ = project_rows(s, w, regularization=regularization, r=r, z_is_sorted=True,
+                             w_is_sorted=True, want_w=False, xp=xp)
+    jac = BlockJacobian(perm, perm, jz.block, jz.a * (sign * scale), jz.b,
+                        jz.c * (sign * scale))
+    return xp.put(ys, perm), jac
+
+
 def rank_rows(x, strength, o: SortOptions, xp=NUMPY):
     """Soft ranks ``P_R(+-x / eps, rho)`` of each row; ascending: rank 1 = smallest."""
     if _is_numpy(xp, strength):
@@ -149,10 +210,11 @@ def rank_rows(x, strength, o: SortOptions, xp=NUMPY):
         y, jac = fused.zside(x, perm, not o.descending, scale, w_mode=fused.W_RHO,
                              kind=kind_for(o.regularization, o.r), r=o.r)
     else:
-        scale = (-1.0 if o.descending else 1.0) / strength
-        y, jz, _ = project_rows(x * scale, xp.rho(x), regularization=o.regularization, r=o.r,
-                                w_is_sorted=True, want_w=False, xp=xp)
-        jac = scale_input(jz, scale)
+        sign = -1.0 if o.descending else 1.0
+        kind = kind_for(o.regularization, o.r)
+        y, jac = _scaled_projection(x, sign, 1.0 / strength, xp.rho(x),
+                                    _split_gap(x.shape[-1], kind, o.r), o.regularization, o.r,
+                                    xp)
     if o.straight_through:
         y = xp.put(xp.rho(x) + 0.0 * jac.a, jac.in_perm)
     return y, jac
@@ -225,9 +287,9 @@ def _topk_mask_core(x, strength, o: TopKOptions, xp):
         y, jac = fused.zside(x, np.argsort(x, axis=-1), True, 1.0 / float(strength),
                              w_mode=fused.W_TOPK, k=o.k, kind=kind_for("pnorm", o.r), r=o.r)
     elif o.solver == "pav":
-        y, jz, _ = project_rows(x / strength, xp.topk_weights(x, o.k), regularization="pnorm",
-                                r=o.r, w_is_sorted=True, want_w=False, xp=xp)
-        jac = scale_input(jz, 1.0 / strength)
+        kind = kind_for("pnorm", o.r)
+        y, jac = _scaled_projection(x, 1.0, 1.0 / strength, xp.topk_weights(x, o.k),
+                                    _split_gap(x.shape[-1], kind, o.r, o.k), "pnorm", o.r, xp)
     else:
         z = x / strength
         w = xp.topk_weights(x, o.k)
