@@ -208,8 +208,11 @@ def _grid(args):
     return [(b, n) for b in BATCHES for n in SIZES]
 
 
-def _run_table(title, floor, methods, make_x, sync, args, timer, t_start, status):
-    """Time every method on every shape; returns the table's rows (cells: dicts)."""
+def _run_table(title, floor, methods, make_x, sync, args, timer, t_start, status, share):
+    """Time every method on every shape; returns the table's rows (cells: dicts).
+
+    The table may use up to ``share`` of ``--budget-s`` past what earlier tables used."""
+    t_end = min(t_start + args.budget_s, time.monotonic() + share * args.budget_s)
     shapes = _grid(args)
     rows = {name: {} for name in methods}
     slow = set()
@@ -222,7 +225,7 @@ def _run_table(title, floor, methods, make_x, sync, args, timer, t_start, status
         x = make_x(b, n)
         k = max(1, n // 10)
         for name, build in methods.items():
-            if time.monotonic() - t_start > args.budget_s:
+            if time.monotonic() > t_end:
                 rows[name][key] = "budget"
                 continue
             if name in slow:
@@ -303,13 +306,13 @@ def main(argv=None):
 
     tables = [
         _run_table(f"softorder.torch, {args.device}, {args.dtype}", "torch.sort",
-                   _torch_methods(args.quick), make_x, tsync, args, timer, t_start, status),
+                   _torch_methods(args.quick), make_x, tsync, args, timer, t_start, status, 0.5),
     ]
     kernels = _kernel_methods(args.quick)
     kernels = {"torch.sort": _torch_methods(True)["torch.sort"], **kernels}
     tables.append(_run_table(f"Triton PAV kernels alone, {args.device}, {args.dtype}",
                              "torch.sort", kernels, make_x, tsync, args, timer, t_start,
-                             status))
+                             status, 0.4))
     jax_note = ""
     if not args.no_jax:
         try:
@@ -331,7 +334,7 @@ def main(argv=None):
                     f"softorder.jax, {jdev.platform}, {args.dtype}", "jnp.sort",
                     _jax_methods(args.quick), make_jx, jax.block_until_ready, args,
                     Timer("cpu", args.repeats, warmup=1 if args.quick else 2), t_start,
-                    status))
+                    status, 1.0))
     elapsed = time.monotonic() - t_start
     dev_name = torch.cuda.get_device_name(0) if args.device == "cuda" else platform.machine()
     head = [

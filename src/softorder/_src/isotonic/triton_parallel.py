@@ -72,8 +72,17 @@ import triton.language as tl
 from .regularizers import D_CAP as _D_CAP
 from .regularizers import KIND_KL, KIND_L2, KIND_MAG, KIND_PNORM
 from .regularizers import NEWTON_MAX_ITER as _NEWTON_MAX_ITER
-from .triton_pav import _bits, _dphi, _logaddexp, _phi_inv, _rcode, _segmented_add, \
-    _solve_block, _solve_cubic, is_interpreted
+from .triton_pav import (
+    _bits,
+    _dphi,
+    _logaddexp,
+    _phi_inv,
+    _rcode,
+    _segmented_add,
+    _solve_block,
+    _solve_cubic,
+    is_interpreted,
+)
 
 __all__ = ["pav_batch_triton_parallel", "use_parallel", "compute_dtype", "PARALLEL_MIN_N",
            "PARALLEL_MIN_N_BIG_BATCH", "BIG_BATCH"]
