@@ -98,15 +98,6 @@ BIG_BATCH = 1024
 
 
 @triton.jit
-def _two_sum(a, b):
-    """``a + b = s + e`` exactly (Knuth's TwoSum): the rounded sum and its error."""
-    s = a + b
-    bb = s - a
-    e = (a - (s - bb)) + (b - bb)
-    return s, e
-
-
-@triton.jit
 def _singleton(s_row, i, si, wi, ci, r, lam, KIND: tl.constexpr, RCODE: tl.constexpr,
                BLOCK: tl.constexpr, D_CAP: tl.constexpr, MAX_ITER: tl.constexpr):
     """Statistics ``(c0..c4)`` and value ``g`` of the one-entry block ``{i}``."""
@@ -161,10 +152,13 @@ def _pool(a0, a1, a2, a3, a4, ga, b0, b1, b2, b3, b4, gb, s_row, start, end, r, 
     """
     IS_MAG: tl.constexpr = KIND == 3
     if KIND == 0:
-        c0, e0 = _two_sum(a0, b0)
-        c1, e1 = _two_sum(a1, b1)
-        c2 = a2 + b2 + e0
-        c3 = a3 + b3 + e1
+        # Knuth's TwoSum, written out (a helper call costs much under the interpreter).
+        c0 = a0 + b0
+        t0 = c0 - a0
+        c1 = a1 + b1
+        t1 = c1 - a1
+        c2 = a2 + b2 + ((a0 - (c0 - t0)) + (b0 - t0))
+        c3 = a3 + b3 + ((a1 - (c1 - t1)) + (b1 - t1))
         c4 = a4
         g = (c1 + c3) / (c0 + c2)
     elif KIND == 1:
@@ -209,12 +203,6 @@ def _pool(a0, a1, a2, a3, a4, ga, b0, b1, b2, b3, b4, gb, s_row, start, end, r, 
     return c0, c1, c2, c3, c4, g
 
 
-@triton.jit
-def _scalar_at(v, offs, idx):
-    """The entry of the vector ``v`` at ``offs == idx`` (0 where there is none)."""
-    return tl.sum(tl.where(offs == idx, v, 0), 0)
-
-
 # --------------------------------------------------------------------------------------------
 # 1. Sequential PAV on each chunk.
 
@@ -226,8 +214,10 @@ def _chunk_kernel(
     KIND: tl.constexpr, RCODE: tl.constexpr, CDT: tl.constexpr, CHUNK: tl.constexpr,
     BLOCK: tl.constexpr, D_CAP: tl.constexpr, MAX_ITER: tl.constexpr,
 ):
+    # int64 index arithmetic throughout: the interpreter checks every int32 add for overflow
+    # (slow), and the compiled kernel does not care.
     row = tl.program_id(0).to(tl.int64)
-    ch = tl.program_id(1)
+    ch = tl.program_id(1).to(tl.int64)
     s_row = s_ptr + row * n
     w_row = w_ptr + row * n
     cw_row = cw_ptr + row * n
@@ -240,7 +230,7 @@ def _chunk_kernel(
     lam = lam_bits.to(tl.int64).to(tl.float64, bitcast=True).to(CDT)
     MOMENTS: tl.constexpr = (KIND == 2) or (KIND == 3)
 
-    top = tl.zeros([], tl.int32) - 1
+    top = tl.zeros([], tl.int64) - 1
     g = tl.zeros([], CDT)
     c0 = tl.zeros([], CDT)
     c1 = tl.zeros([], CDT)
@@ -251,12 +241,23 @@ def _chunk_kernel(
     for i in range(lo, hi):
         gl = g
         top += 1
-        cur_start = i + tl.zeros([], tl.int32)
+        cur_start = (i + tl.zeros([], tl.int64)).to(tl.int32)
         si = tl.load(s_row + i).to(CDT)
         wi = tl.load(w_row + i).to(CDT)
         ci = tl.load(cw_row + i).to(CDT)
-        c0, c1, c2, c3, c4, g = _singleton(s_row, i, si, wi, ci, r, lam, KIND, RCODE, BLOCK,
-                                           D_CAP, MAX_ITER)
+        if KIND == 0:  # l2 and kl written out: a helper call is slow under the interpreter
+            c0 = ci
+            c1 = ci * (si - wi)
+            c2 = si * 0.0
+            c3 = c2
+            g = si - wi
+        elif KIND == 1:
+            c0 = si
+            c1 = wi
+            g = si - wi
+        else:
+            c0, c1, c2, c3, c4, g = _singleton(s_row, i, si, wi, ci, r, lam, KIND, RCODE,
+                                               BLOCK, D_CAP, MAX_ITER)
         go = (top > 0) & (gl <= g)
         while go:
             a = top - 1
@@ -282,7 +283,7 @@ def _chunk_kernel(
         if MOMENTS:
             tl.store(st_row + 4 * n + top, c4)
         tl.debug_barrier()
-    tl.store(nblk_ptr + row * nch + ch, top + 1)
+    tl.store(nblk_ptr + row * nch + ch, (top + 1).to(tl.int32))
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,7 +298,7 @@ def _merge_kernel(
     BLOCK: tl.constexpr, D_CAP: tl.constexpr, MAX_ITER: tl.constexpr,
 ):
     row = tl.program_id(0).to(tl.int64)
-    jl = tl.program_id(1) * 2 * span
+    jl = tl.program_id(1).to(tl.int64) * 2 * span
     jr = jl + span
     if jr < nch:
         s_row = s_ptr + row * n
@@ -309,8 +310,8 @@ def _merge_kernel(
         lbase = jl * CHUNK
         rbase = jr * CHUNK
         rend = tl.minimum((jr + span) * CHUNK, n)
-        nbl = tl.load(nblk_ptr + row * nch + jl)
-        nbr = tl.load(nblk_ptr + row * nch + jr)
+        nbl = tl.load(nblk_ptr + row * nch + jl).to(tl.int64)
+        nbr = tl.load(nblk_ptr + row * nch + jr).to(tl.int64)
         # The current block: the left group's last one, at lbase + a.
         a = nbl - 1
         c0 = tl.load(st_row + lbase + a)
@@ -320,7 +321,7 @@ def _merge_kernel(
         c4 = tl.load(st_row + 4 * n + lbase + a)
         g = tl.load(gam_row + lbase + a)
         cur_start = tl.load(start_row + lbase + a)
-        ri = tl.zeros([], tl.int32)
+        ri = tl.zeros([], tl.int64)
         go = nbr > 0
         while go:
             has_r = ri < nbr
@@ -392,7 +393,7 @@ def _merge_kernel(
             tl.store(gam_row + dst + offs, vg, mask=msk)
             tl.store(start_row + dst + offs, vs, mask=msk)
             tl.debug_barrier()
-        tl.store(nblk_ptr + row * nch + jl, a + 1 + nmove)
+        tl.store(nblk_ptr + row * nch + jl, (a + 1 + nmove).to(tl.int32))
 
 
 # --------------------------------------------------------------------------------------------
@@ -451,22 +452,22 @@ def _ids_kernel(
     starts = (bstart == offs) | (offs == p0)
     sdp, sinf, sw, _ = tl.associative_scan((dp, vinf, wv, starts.to(tl.int32)), 0,
                                            _segmented_add)
-    bfirst = _scalar_at(bid, offs, p0)
-    blast = _scalar_at(bid, offs, last)
+    bfirst = tl.sum(tl.where(offs == p0, bid, 0), 0)
+    blast = tl.sum(tl.where(offs == last, bid, 0), 0)
     # Blocks strictly inside the tile: their sums are complete at their last position.
     is_end = msk & (bend == offs + 1) & (bid != bfirst) & (bid != blast)
     tl.store(aux_row + bid, sdp, mask=is_end)
     tl.store(aux_row + n + bid, sinf, mask=is_end)
     tl.store(aux_row + 2 * n + bid, sw, mask=is_end)
     # Partial sums of the first block (up to its end in the tile) and the last block.
-    fend = tl.minimum(_scalar_at(bend, offs, p0), last + 1) - 1
+    fend = tl.minimum(tl.sum(tl.where(offs == p0, bend, 0), 0), last + 1) - 1
     rec = rec_ptr + (row * ntile + t) * 6
-    tl.store(rec + 0, _scalar_at(sdp, offs, fend))
-    tl.store(rec + 1, _scalar_at(sinf, offs, fend))
-    tl.store(rec + 2, _scalar_at(sw, offs, fend))
-    tl.store(rec + 3, _scalar_at(sdp, offs, last))
-    tl.store(rec + 4, _scalar_at(sinf, offs, last))
-    tl.store(rec + 5, _scalar_at(sw, offs, last))
+    tl.store(rec + 0, tl.sum(tl.where(offs == fend, sdp, 0), 0))
+    tl.store(rec + 1, tl.sum(tl.where(offs == fend, sinf, 0), 0))
+    tl.store(rec + 2, tl.sum(tl.where(offs == fend, sw, 0), 0))
+    tl.store(rec + 3, tl.sum(tl.where(offs == last, sdp, 0), 0))
+    tl.store(rec + 4, tl.sum(tl.where(offs == last, sinf, 0), 0))
+    tl.store(rec + 5, tl.sum(tl.where(offs == last, sw, 0), 0))
     tl.store(bnd_ptr + (row * ntile + t) * 2, bfirst)
     tl.store(bnd_ptr + (row * ntile + t) * 2 + 1, blast)
 
@@ -624,7 +625,9 @@ def use_parallel(m, n, *tensors):
     if force != "parallel":
         if n < PARALLEL_MIN_N or (m >= BIG_BATCH and n < PARALLEL_MIN_N_BIG_BATCH):
             return False
-    return not any(bool(torch.isinf(t).any()) for t in tensors)
+    if not tensors:
+        return True
+    return not bool(torch.stack([torch.isinf(t).any() for t in tensors]).any())  # one sync
 
 
 def _default_chunk(n):
@@ -706,8 +709,10 @@ def pav_batch_triton_parallel(s, w, cw, kind, r, lam, write_v, need_beta, *, chu
     span = 1
     while span < nch:
         npairs = -(-nch // (2 * span))
+        # Several warps: the pooling loop only loads; the copy's loads and stores are
+        # separated by barriers.
         _merge_kernel[(m, npairs)](s, st, gam, start, nblk, n, nch, span, rb, lb, CHUNK=chunk,
-                                   **common, **solve, num_warps=1)
+                                   **common, **solve, num_warps=4)
         span *= 2
     # After the last level the row's blocks are start[0:nb]; start[nb] must be n.
     nb = nblk[:, :1].to(torch.int64)
