@@ -39,6 +39,16 @@ class BlockJacobian(NamedTuple):
     c: np.ndarray  # float64
 
 
+class WindowJacobian(BlockJacobian):
+    """A `BlockJacobian` of **window residuals** (`core.partial`, on
+    `backend.NumpyWindowBackend`): ``[m, w]`` over each row's window, applied to ``[m, n]``
+    tangents with ``n >= w`` (the other entries' Jacobian rows and columns are 0). Only this
+    type is applied to a wider tangent: a plain `BlockJacobian` requires the tangent's exact
+    shape, so a mismatched tangent is refused, never padded."""
+
+    __slots__ = ()
+
+
 @njit
 def _jvp_row(g_in, in_perm, out_perm, has_out, block, a, b, c, out):
     n = a.shape[0]
@@ -146,7 +156,8 @@ def is_window(jac: BlockJacobian, shape) -> bool:
     ``[m, w]`` residuals, ``w < n``, with both permutations; the other entries' Jacobian rows
     and columns are 0."""
     a = jac.a.shape
-    return (len(shape) == 2 and len(a) == 2 and a[0] == shape[0] and a[1] < shape[1]
+    return (isinstance(jac, WindowJacobian) and len(shape) == 2 and len(a) == 2
+            and a[0] == shape[0] and a[1] < shape[1]
             and jac.in_perm is not None and jac.out_perm is not None)
 
 

@@ -58,6 +58,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .jacobian import WindowJacobian
+
 # Below this row length the full sort is cheaper: the measured crossover (window residuals,
 # forward + backward, NumPy and torch CPU, k = 1 and 8) lies between n = 1024 and 2048
 # (benchmarks/bench_partial_topk.py --n 1024 2048 4096).
@@ -106,9 +108,12 @@ def partial_rows(core, x, key, strength, o, xp, tail_residuals, support_bound=No
     """
     n = x.shape[-1]
     nan_rows = xp.isnan(xp.row_max(key))[:, 0]  # max propagates NaN
-    solve = _solve_window if getattr(xp, "window_layout", False) else _solve
-    return solve(core, x, key, strength, o, xp, tail_residuals, support_bound, nan_rows,
-                 first_window(o.k, n))
+    if not getattr(xp, "window_layout", False):
+        return _solve(core, x, key, strength, o, xp, tail_residuals, support_bound, nan_rows,
+                      first_window(o.k, n))
+    y, jac = _solve_window(core, x, key, strength, o, xp, tail_residuals, support_bound,
+                           nan_rows, first_window(o.k, n))
+    return y, WindowJacobian(*jac)
 
 
 def _certified(jw, k, m, nan_rows):
