@@ -111,21 +111,23 @@ def _out_perm(jac):
     return jac.out_perm, True
 
 
+_CHECKED_FIELDS = ("in_perm", "out_perm", "block", "b", "c")
+
+
 def _checked(jac: BlockJacobian, t, name):
     """``t`` as C-contiguous float64 ``[m, n]``, after checking it and the residuals against
     each other: the kernels index with ``in_perm``/``out_perm``/``block`` without bounds
     checks, so a mismatch must never reach them."""
     t = np.asarray(t)
-    if np.iscomplexobj(t):
+    kind = t.dtype.kind
+    if kind == "c":
         raise TypeError(f"{name} must be real, got dtype {t.dtype} (shape {t.shape})")
-    if not (np.issubdtype(t.dtype, np.floating) or np.issubdtype(t.dtype, np.integer)
-            or t.dtype == np.bool_):
+    if kind not in "fiub":
         raise TypeError(f"{name} must be a real array, got dtype {t.dtype} (shape {t.shape})")
     shape = jac.a.shape
     if t.shape != shape:
         raise ValueError(f"{name} has shape {t.shape}; the residuals are for shape {shape}")
-    for field in ("in_perm", "out_perm", "block", "b", "c"):
-        arr = getattr(jac, field)
+    for field, arr in zip(_CHECKED_FIELDS, (jac.in_perm, jac.out_perm, jac.block, jac.b, jac.c)):
         if arr is not None and arr.shape != shape:
             raise ValueError(f"residual {field} has shape {arr.shape}, expected {shape}")
     return np.ascontiguousarray(t, np.float64)
