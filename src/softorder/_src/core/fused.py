@@ -44,11 +44,17 @@ W_RHO = 0  # w = (n, n-1, ..., 1)
 W_TOPK = 1  # w = (1, ..., 1, 0, ..., 0) with k ones
 
 
-def _scratch(m, n, parallel):
+def _scratch(m, n, parallel, lean=False):
     """Scratch for each chunk of rows: 7 rows of floats (s, w or sign, ones, u, d, alpha,
-    beta) and PAV's workspace."""
+    beta) and PAV's workspace. ``lean``: only `_l2_scan` (and `_pav_row` on rows holding NaN,
+    which return before reading the workspace) will run, so the general kernel's statistics
+    table (8 floats per entry: most of the scratch) is left out."""
     nc = chunks(m) if parallel else 1
-    f, start, cog, st = carve([((nc, 7, n), np.float64)] + workspace_specs(nc, n))
+    specs = workspace_specs(nc, n)
+    if lean:
+        shape, dt = specs[2]
+        specs[2] = ((nc, 0) + tuple(shape[2:]), dt)
+    f, start, cog, st = carve([((nc, 7, n), np.float64)] + specs)
     return f, start, cog, st
 
 
@@ -211,6 +217,7 @@ def _zside_ser(x, perm, reverse, scale, mag, w, winv, kind, r, lam, gap, y, in_p
                    y[row], in_perm[row], block[row], a[row], b[row], c[row], scr)
 
 
+_LEAN_CHECK_FROM = 1 << 16
 _RESIDUALS = (np.int64, np.int32, np.float64, np.float64, np.float64)
 _WEIGHTS_CACHE_N = 1 << 16  # rows up to this long keep their weights (per-call overhead)
 
@@ -246,7 +253,8 @@ def zside(x, perm, reverse, scale, *, mag=False, w_mode=W_RHO, k=0, kind=0, r=1.
     args = (x, perm, bool(reverse), float(scale), bool(mag), w, winv, int(kind), float(r),
             float(lam), gap, y, in_perm, block, a, b, c)
     par = use_parallel(m, n)
-    (_zside_par if par else _zside_ser)(*args, *_scratch(m, n, par))
+    lean = kind == KIND_L2 and not mag  # l2 segments: `_l2_scan` (NaN rows: no workspace)
+    (_zside_par if par else _zside_ser)(*args, *_scratch(m, n, par, lean))
     return y, BlockJacobian(in_perm, in_perm, block, a, b, c)
 
 
@@ -332,7 +340,10 @@ def wside(x, perm, reverse, negate, scale, *, kind=0, r=1.0):
     args = (x, perm, bool(reverse), bool(negate), float(scale), int(kind), float(r),
             y, in_perm, block, b, c)
     par = use_parallel(m, n)
-    (_wside_par if par else _wside_ser)(*args, *_scratch(m, n, par))
+    # l2 rows without infinite entries run `_l2_scan`; checking costs a pass over x, paid
+    # where the general kernel's statistics table (8 floats per entry) is worth leaving out.
+    lean = kind == KIND_L2 and m * n >= _LEAN_CHECK_FROM and not np.isinf(x).any()
+    (_wside_par if par else _wside_ser)(*args, *_scratch(m, n, par, lean))
     return y, BlockJacobian(in_perm, None, block, a, b, c)
 
 
