@@ -92,8 +92,8 @@ def torch_parts(table: Table, shapes, repeat: int, regs: bool, topk: bool) -> No
                 fns[f"soft_sort {reg}"] = _torch_fb(lambda t, kw=kw: st.soft_sort(t, **kw), x)
         if topk:
             k = max(1, n // 10)
-            fns["topk mask"] = _torch_fb(lambda t: st.soft_topk_mask(t, k), x)
-            fns["topk magnitude"] = _torch_fb(lambda t: st.soft_topk_magnitude(t, k), x)
+            fns["topk mask"] = _torch_fb(lambda t, k=k: st.soft_topk_mask(t, k), x)
+            fns["topk magnitude"] = _torch_fb(lambda t, k=k: st.soft_topk_magnitude(t, k), x)
         names = list(fns)
         times = dict(zip(names, best_interleaved([fns[k] for k in names], repeat)))
         small = m * n <= 1000
@@ -124,11 +124,11 @@ def numpy_parts(table: Table, shapes, repeat: int, fwd_only_limit: float | None,
         g = np.ones_like(x)
         case = f"{m}x{n}"
 
-        def fb():
+        def fb(x=x, g=g):
             y, res = so.soft_rank_fwd(x)
             return so.vjp(res, g)
 
-        fns = [lambda: np.argsort(x, axis=-1), lambda: so.soft_rank(x), fb]
+        fns = [lambda x=x: np.argsort(x, axis=-1), lambda x=x: so.soft_rank(x), fb]
         t_arg, t_fwd, t_fb = best_interleaved(fns, repeat)
         if fwd_only_limit is not None:
             table.add("numpy soft_rank fwd / np.argsort", case, t_fwd / t_arg, fwd_only_limit,

@@ -22,8 +22,8 @@ from .._numba import njit
 from ..buffers import carve
 from ..isotonic.pav import (
     KIND_KL,
-    KIND_MAG,
     KIND_L2,
+    KIND_MAG,
     KIND_PNORM,
     _mean_merge,
     _pav_row,
