@@ -15,6 +15,17 @@ $(STAMP): pyproject.toml requirements-dev.txt
 
 install: $(STAMP)
 
+# torchsort, the reference implementation the tests compare gradients with
+# (tests/torch/test_torch_torchsort_dropin.py) and the bench's main alternative. It is never a
+# dependency of softorder. It ships only as a source distribution whose C++ extension builds on
+# a CPU-only machine only without build isolation and with nvcc hidden (PATH without
+# /usr/local/bin, CUDA_HOME empty): about 1.5 minutes on 2 cores. A failed build fails `make test`.
+TORCHSORT := $(VENV)/.torchsort
+$(TORCHSORT): $(STAMP)
+	env PATH=$(abspath $(BIN)):/usr/bin:/bin CUDA_HOME= \
+		$(BIN)/python -m pip install -q --no-deps --no-build-isolation torchsort==0.1.10
+	touch $(TORCHSORT)
+
 # KaTeX for the documentation site, served by the site itself (pinned in docs/_tools/package.json).
 DOCS_JS := docs/_tools/node_modules/.package-lock.json
 $(DOCS_JS): docs/_tools/package.json docs/_tools/package-lock.json
@@ -40,8 +51,8 @@ typecheck: install
 # TensorFlow tests run in a pytest process of their own.
 # tests/test_docs_site.py builds the documentation site strictly and opens every page in
 # headless Chromium (.ci/run installs it); it keeps a screenshot of the home page.
-test: install lint typecheck $(DOCS_JS)
-	$(BIN)/python -m pytest -q -n 2 tests --ignore=tests/tf \
+test: install lint typecheck $(DOCS_JS) $(TORCHSORT)
+	SOFTORDER_REQUIRE_TORCHSORT=1 $(BIN)/python -m pytest -q -n 2 tests --ignore=tests/tf \
 		--doctest-modules src/softorder/_src/core/ops.py src/softorder/_src/core/isotonic_api.py \
 		src/softorder/_src/frontends/torch/backend.py \
 		src/softorder/_src/frontends/torch/frontend.py src/softorder/_src/frontends/torch/modules.py \
@@ -60,10 +71,8 @@ test: install lint typecheck $(DOCS_JS)
 # extension builds on a CPU-only machine only without build isolation and with nvcc hidden
 # (PATH without /usr/local/bin, CUDA_HOME empty). A failed install drops that alternative: the
 # bench lists it as not installed. The run regenerates docs/benchmarks.md and its plots.
-bench: install
+bench: install $(TORCHSORT)
 	-$(BIN)/python -m pip install -q -c requirements-dev.txt -r requirements-bench.txt
-	-env PATH=$(abspath $(BIN)):/usr/bin:/bin CUDA_HOME= \
-		$(BIN)/python -m pip install -q --no-build-isolation torchsort
 	$(BIN)/python -m softorder.bench --out bench-results --markdown docs/benchmarks.md
 
 clean:

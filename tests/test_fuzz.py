@@ -192,8 +192,11 @@ def test_l2_on_tied_staircases_equals_an_independent_isotonic_solver(x, eps):
         np.testing.assert_allclose(y, np.clip(_l2_reference(x / eps, wk), 0, 1), atol=1e-9)
 
 
-@pytest.mark.xfail(strict=True, reason="ties at a subnormal strength: the derivative kernels "
-                   "give NaN, the contract says +-inf where |J t| overflows (not in my files)")
+@pytest.mark.xfail(strict=True, reason="ties at a subnormal strength: 1 / strength overflows "
+                   "(strength < ~5.6e-309), so the residuals a = d / strength and c = alpha / "
+                   "strength are inf and J t = a t + b sum(c t) forms inf - inf = NaN; the "
+                   "exact (J0 t) / strength needs the scale as its own BlockJacobian field "
+                   "(shared by every front end): not done")
 @pytest.mark.parametrize("x", [np.array([[1.0, 1.0, 1.0]]), ALL_INF[:1]])
 def test_tied_ranks_at_a_subnormal_strength_have_no_nan_derivative(x):
     y, res = soft_rank_fwd(x, regularization_strength=5e-324)
@@ -203,32 +206,33 @@ def test_tied_ranks_at_a_subnormal_strength_have_no_nan_derivative(x):
     np.testing.assert_array_equal(vjp(res, np.array([[1.0, 0.0, 0.0]])), [[INF, -INF, -INF]])
 
 
-# Found by the examples above, not fixed here (kernels outside this file's owner): kept as
-# strict xfails so that a fix shows up.
-@pytest.mark.xfail(strict=True, reason="mask p=2 with 5e-324 next to 0 below the k-th entry: "
-                   "the fused Jacobian pools them (+-1/6), the exact one (and generic) is 0")
+# Found by the examples above; were defects (issue 8), each the exact limit now.
+# (1) mask p=2 with 5e-324 next to 0 below the k-th entry: the fused kernel's scaled gap
+# rounded 0.5 * 5e-324 to 0 and pooled them (Jacobian +-1/6); the exact one is 0.
 def test_subnormal_neighbours_below_the_top_k_do_not_pool():
     _same_paths("soft_topk_mask", EXTREME[:-1], 1.0, 2, p=2.0)
 
 
-@pytest.mark.xfail(strict=True, reason="magnitude p=3 at strength 1e300 with infinities: "
-                   "finite entries overflow to inf (5e-324 -> inf)")
+# (2) magnitude p=3 at strength 1e300: a singleton's value gamma << s was solved relative to
+# s (1.7e308 -> inf).
 def test_magnitude_p3_at_a_huge_strength_keeps_finite_entries_finite():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         y = soft_topk_magnitude_fwd(EXTREME, 4, regularization_strength=1e300, p=3.0)[0]
     fin = np.isfinite(EXTREME)
     assert np.all(np.abs(y[fin]) <= np.abs(EXTREME[fin]))
+    # +-1.7e308: x itself to rounding (u = |x| - gamma with gamma ~ sqrt(|x| / lam) ~ 1e4).
+    # 5e-324 (w = 0, below the block of 1.7e308, whose value ~1e4 is far above it): its own
+    # block, u = 0, so exactly 0 (it joins only once sqrt(|x| / lam) < 5e-324).
+    np.testing.assert_allclose(y[2:4], EXTREME[2:4], rtol=1e-12)
+    assert y[4] == 0.0
 
 
-@pytest.mark.xfail(strict=True, reason="kl ranks of EXTREME at strength 1e-300: the fused and "
-                   "generic values differ (x / strength overflows)")
+# (3) x / strength overflowed on the generic path (pooling 1.7e308 with +inf).
 def test_extreme_kl_ranks_at_a_tiny_strength_agree_on_both_paths():
     _same_paths("soft_rank", EXTREME, 1e-300, regularization="kl", descending=True)
 
 
-@pytest.mark.xfail(strict=True, reason="mask k=2 of EXTREME at strength 1e-300: the generic "
-                   "path pools +inf with 1.7e308 (mask 2/3 each instead of 1, 1, 0)")
 def test_extreme_mask_at_a_tiny_strength_agrees_on_both_paths():
     _same_paths("soft_topk_mask", EXTREME, 1e-300, 2, p=4 / 3)
 
@@ -241,14 +245,10 @@ def test_extreme_ranks_agree_on_both_paths(x, reg):
     _same_paths("soft_rank", x, 1.0, regularization=reg, descending=True)
 
 
-@pytest.mark.xfail(strict=True, reason="mask p=3 k=2 of EXTREME: the fused Jacobian pools "
-                   "5e-324 with 0 (+-1.7e7), the exact one (and generic) is 0")
 def test_extreme_p3_mask_derivative_agrees_on_both_paths():
     _same_paths("soft_topk_mask", EXTREME[:-1], 1.0, 1, p=3.0)
 
 
-@pytest.mark.xfail(strict=True, reason="huge finite values at strength 1e-300: x / strength "
-                   "overflows, both paths pool finite entries with the infinities")
 @pytest.mark.parametrize("name,k,kw", [("soft_rank", None, dict(regularization="kl")),
                                        ("soft_topk_mask", 1, dict(p=4 / 3))])
 def test_huge_values_at_a_tiny_strength_agree_on_both_paths(name, k, kw):

@@ -1,11 +1,14 @@
 """The isotonic layer against scikit-learn, and Dykstra against PAV."""
 
+import warnings
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from sklearn.isotonic import isotonic_regression as sk_isotonic
 
-from softorder.isotonic import isotonic_dykstra, isotonic_regression
+import softorder.numpy as so
+from softorder.isotonic import DykstraNotConvergedWarning, isotonic_dykstra, isotonic_regression
 
 
 @pytest.mark.parametrize("increasing", [True, False])
@@ -60,9 +63,29 @@ def test_dykstra_converges_to_the_pav_solution(weighted):
     assert res.residual < 1e-8
     np.testing.assert_array_equal(res.block, blocks)
     # Fewer sweeps give a worse answer: the iteration count is honest.
-    rough = isotonic_dykstra(y, sample_weight=c, max_iter=3, tol=0.0)
+    with pytest.warns(DykstraNotConvergedWarning, match="did not converge"):
+        rough = isotonic_dykstra(y, sample_weight=c, max_iter=3, tol=0.0)
     assert rough.n_iter == 3
     assert np.max(np.abs(rough.solution - exact)) > np.max(np.abs(res.solution - exact))
+
+
+def test_dykstra_warns_exactly_when_max_iter_stops_it_before_the_tolerance():
+    # A long decreasing-violating row needs many sweeps: 5 are not enough at tol 1e-12.
+    y = np.linspace(0.0, 1.0, 40)[None, :]
+    with pytest.warns(DykstraNotConvergedWarning, match=r"5 sweeps .*tol=1e-12"):
+        res = isotonic_dykstra(y, max_iter=5, tol=1e-12, increasing=False)
+    assert res.n_iter == 5 and res.residual > 1e-6  # the warning is honest: not converged
+    # Converged runs stay silent, also when convergence takes exactly max_iter sweeps.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DykstraNotConvergedWarning)
+        done = isotonic_dykstra(y, max_iter=100_000, tol=1e-12, increasing=False)
+        again = isotonic_dykstra(y, max_iter=done.n_iter, tol=1e-12, increasing=False)
+    assert again.n_iter == done.n_iter
+    assert_allclose(done.solution, np.full_like(y, 0.5), atol=1e-9)
+    # The top-k operators with solver="dykstra" (NumPy and the generic torch path) warn too.
+    with pytest.warns(DykstraNotConvergedWarning):
+        so.soft_topk_mask(np.linspace(0.0, 1.0, 40), 20, p=2.0, solver="dykstra", max_iter=2,
+                          regularization_strength=100.0)
 
 
 def test_dykstra_keeps_a_nan_row_to_itself_and_handles_empty_rows():

@@ -14,7 +14,7 @@ import pytest
 
 from softorder._src.core import partial as P
 from softorder._src.core import registry as R
-from softorder._src.core.backend import NUMPY
+from softorder._src.core.backend import NUMPY, NUMPY_WINDOWS
 from softorder._src.core.jacobian import apply
 
 OPS = ("soft_topk_mask", "soft_topk_magnitude")
@@ -74,7 +74,32 @@ def _compare(name, x, k, p, strength, xp=NUMPY, conv=np.asarray, exclude=None, *
         np.testing.assert_allclose(
             np.asarray(op.strength_tangent(xs, yp, jp, strength, o, xp)),
             np.asarray(op.strength_tangent(xs, yf, jf, strength, o, xp)), equal_nan=True, **TOL)
+    if xp is NUMPY:
+        _compare_windows(op, x, t, keep, k, p, strength, yf, jf, **kw)
     return np.asarray(yp), jp
+
+
+def _compare_windows(op, x, t, keep, k, p, strength, yf, jf, **kw):
+    """The window residuals (`NumpyWindowBackend`, what the NumPy API and torch's eager CPU
+    path run) against the full sort: values, JVP, VJP, strength tangent."""
+    yw, jw = op.rows(x, strength, _opts(op, x, k, p, True, **kw), NUMPY_WINDOWS)
+    np.testing.assert_allclose(yw, yf, **TOL)
+    assert yw.dtype == x.dtype
+    for transpose in (False, True):
+        got = apply(jw, t, transpose=transpose)
+        assert got.shape == x.shape
+        np.testing.assert_allclose(got[keep], apply(jf, t, transpose=transpose)[keep],
+                                   equal_nan=True, **TOL)
+        np.testing.assert_array_equal(got[~keep], 0.0)
+    if not kw.get("straight_through"):
+        o = _opts(op, x, k, p, True)
+        # (Excluded entries, e.g. -inf far below the support: the full sort's J x is
+        # -inf + inf = NaN there; their output is 0 at every strength, and so is this.)
+        ts = op.strength_tangent(x, yw, jw, strength, o, NUMPY_WINDOWS)
+        np.testing.assert_allclose(ts[keep], op.strength_tangent(x, yf, jf, strength, o)[keep],
+                                   equal_nan=True, **TOL)
+        np.testing.assert_array_equal(ts[~keep], 0.0)
+    return yw, jw
 
 
 @pytest.mark.parametrize("name", OPS)
@@ -100,7 +125,10 @@ def test_a_support_wider_than_the_window_enlarges_it_only_for_its_row(name, p, w
     m0 = P.first_window(4, 5000)
     # partial=True first (after the full-sort reference): all 3 rows in the first window, then
     # only the clustered row again, in a larger window (or the whole row).
+    # (`_compare` runs it twice: the full-layout residuals, then the window residuals.)
     part = widths.shapes[1:]
+    assert part[:len(part) // 2] == part[len(part) // 2:]
+    part = part[:len(part) // 2]
     assert part[0] == (3, m0)
     assert len(part) >= 2 and all(s[0] == 1 and s[1] > m0 for s in part[1:])
 
@@ -194,6 +222,60 @@ def test_large_and_tiny_inputs(name, p):
     _compare(name, x * 1e-9, 2, p, 1e-12)
 
 
+@pytest.mark.parametrize("name", OPS)
+@pytest.mark.parametrize("p", (2.0, 4 / 3))
+def test_window_residuals_store_only_the_windows(name, p):
+    """`NumpyWindowBackend`: residuals as wide as the widest window of the batch (not ``n``),
+    rows of narrower windows padded with zero singletons outside their window; a row that
+    takes the full sort (NaN) widens the batch to ``n``."""
+    op = R.get(name)
+    rng = np.random.default_rng(14)
+    x = rng.normal(size=(3, 6000))
+    o = _opts(op, x, 3, p, True)
+    m0 = P.first_window(3, 6000)
+    assert op.rows(x, 0.2, o, NUMPY_WINDOWS)[1].a.shape == (3, m0)
+    x[1, :200] = 8.0 + rng.uniform(0, 0.05, 200)  # this row enlarges its window
+    _, jw = _compare_windows(op, x, rng.normal(size=x.shape), np.ones(x.shape, bool), 3, p,
+                             0.2, *op.rows(x, 0.2, _opts(op, x, 3, p, False)))
+    assert m0 < jw.a.shape[-1] < 6000
+    assert all(len(set(row)) == len(row) for row in jw.in_perm)  # distinct columns per row
+    x[2, 7] = np.nan
+    yw, jw = op.rows(x, 0.2, o, NUMPY_WINDOWS)
+    assert jw.a.shape == (3, 6000) and np.all(np.isnan(yw[2]))
+    assert np.all(np.isfinite(yw[[0, 1]]))
+
+
+@pytest.mark.parametrize("name", OPS)
+@pytest.mark.parametrize("p", (2.0, 4 / 3))
+@pytest.mark.parametrize("k", (1, 8))
+def test_float32_rows_are_solved_without_a_float64_copy_and_round_once(name, p, k):
+    """Float32 rows (torch's eager CPU path): the same values as the float64 rows of the
+    float32 numbers, rounded once to float32; the VJP of a float32 cotangent likewise."""
+    op = R.get(name)
+    x32 = np.random.default_rng(15).normal(size=(2, 5000)).astype(np.float32)
+    x64 = x32.astype(np.float64)
+    o = _opts(op, x64, k, p, True)
+    y32, j32 = op.rows(x32, 0.1, o, NUMPY_WINDOWS)
+    yf, jf = op.rows(x64, 0.1, _opts(op, x64, k, p, False))
+    assert y32.dtype == np.float32
+    np.testing.assert_array_equal(y32, yf.astype(np.float32))
+    g32 = np.random.default_rng(16).normal(size=x32.shape).astype(np.float32)
+    got = apply(j32, g32, transpose=True)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, apply(jf, g32.astype(np.float64), transpose=True)
+                                  .astype(np.float32))
+
+
+def test_window_residuals_check_their_indices_against_the_tangent():
+    op = R.get("soft_topk_mask")
+    x = np.random.default_rng(17).normal(size=(1, 5000))
+    _, jw = op.rows(x, 0.1, _opts(op, x, 2, 4 / 3, True), NUMPY_WINDOWS)
+    with pytest.raises(ValueError, match="outside"):
+        apply(jw, np.ones((1, 100)), transpose=True)  # narrower than the indices
+    with pytest.raises(ValueError, match="shape"):
+        apply(jw, np.ones((2, 5000)), transpose=True)  # other rows
+
+
 def test_the_mask_support_bound_sizes_the_second_window(widths):
     """The mask's support lies in {x >= x_(k) - lambda}: one retry at that size."""
     rng = np.random.default_rng(9)
@@ -203,7 +285,8 @@ def test_the_mask_support_bound_sizes_the_second_window(widths):
     y, _ = _compare("soft_topk_mask", x, 2, 2.0, lam)
     assert np.count_nonzero(y) >= 100
     bound = np.count_nonzero(x >= np.sort(x[0])[-2] - lam)
-    assert widths.shapes[1:] == [(1, P.first_window(2, 20000)), (1, max(128, bound + 2))]
+    # Full-layout residuals, then window residuals (`_compare`): the same windows.
+    assert widths.shapes[1:] == [(1, P.first_window(2, 20000)), (1, max(128, bound + 2))] * 2
 
 
 def test_options_validate_partial_and_choose_automatically():
@@ -270,3 +353,40 @@ def test_jax_backend_partial_equals_full(name, p):
     _compare(name, x, 3, p, 0.2, xp=JAX, conv=conv)  # the window holds every row
     x[1, :200] = 8.0 + rng.uniform(0, 1e-3, 200)  # one row fails: the batch re-sorts
     _compare(name, x, 3, p, 0.2, xp=JAX, conv=conv)
+
+
+@pytest.mark.parametrize("name", OPS)
+@pytest.mark.parametrize("dtype", ("float32", "float64"))
+@pytest.mark.parametrize("p", (2.0, 4 / 3))
+def test_torch_eager_cpu_window_path_equals_the_full_sort(name, dtype, p):
+    """torch's plain eager CPU path (window residuals, float32 rows read as they are): the
+    values, the gradient (``backward``), forward-mode ``jvp`` and the strength's gradient are
+    the full sort's, with a row that enlarges its window and one holding NaN."""
+    torch = pytest.importorskip("torch")
+    import torch.autograd.forward_ad as fwAD
+
+    from softorder._src.frontends.torch import frontend as F
+
+    rng = np.random.default_rng(18)
+    # Distinct float32 values (exact ties far below the support have derivative 0 here, and
+    # not under the full sort: `test_ties_outside_the_support_have_a_zero_derivative`).
+    x = np.stack([rng.permutation(np.linspace(-3.0, 3.0, 4000)) for _ in range(3)])
+    x[1, :200] = 8.0 + 2.5e-4 * rng.permutation(200)  # this row enlarges its window
+    x[2, 9] = np.nan
+    xt = torch.from_numpy(x).to(getattr(torch, dtype))
+    w = torch.from_numpy(rng.normal(size=x.shape)).to(xt.dtype)
+    out = {}
+    for flag in (False, True):
+        xr = xt.clone().requires_grad_(True)
+        s = torch.tensor(0.2, dtype=torch.float64, requires_grad=True)
+        y = F._call(name, xr, 3, -1, s, p=p, partial=flag)
+        (y * w).sum().backward()
+        with fwAD.dual_level():
+            yd = fwAD.unpack_dual(F._call(name, fwAD.make_dual(xt, w), 3, -1, 0.2, p=p,
+                                          partial=flag)).tangent
+        out[flag] = (y.detach(), xr.grad, yd, s.grad)
+    for a, b in zip(out[True], out[False]):
+        assert a.dtype == b.dtype
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6 if dtype == "float32"
+                                   else 1e-12, atol=1e-6 if dtype == "float32" else 1e-12,
+                                   equal_nan=True)

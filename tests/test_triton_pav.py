@@ -203,12 +203,26 @@ else:
             ref = _compare(kind, r, 0.5, write_v, kind == P.KIND_KL, s, w, cw)
         assert np.isnan(ref[0][0]).all() and np.isfinite(ref[0][1]).all()
 
-    @pytest.mark.xfail(strict=True, reason="issue 8: the Triton kernel does not follow the "
-                       "infinity contract of docs/conventions.md yet (the Numba kernel does)")
     @pytest.mark.parametrize("kind,r", FAST)
     def test_infinite_entries_follow_the_numba_kernel(kind, r):
         s, w, cw = _inf_and_nan_rows(kind)
         _compare(kind, r, 0.5, False, kind == P.KIND_KL, s[:1], w[:1], cw[:1])
+
+    @pytest.mark.parametrize("kind,r", FAST)
+    def test_infinite_rows_in_a_mixed_batch_follow_the_numba_kernel(kind, r):
+        # Rows with infinities (in s; in w: -inf padding of a kl/p-norm sort; in cw: an
+        # infinite sample weight) next to a NaN row and finite rows, float64 and float32,
+        # v and u, with beta: every row and every output is the Numba kernel's.
+        s, w, cw = _inf_and_nan_rows(kind)
+        if kind != P.KIND_MAG:
+            s = np.concatenate([s, -np.sort(-np.abs(s[2:]), axis=1)])
+            w = np.concatenate([w, np.where(np.arange(8) > 5, -np.inf, w[2:])])
+            cw = np.concatenate([cw, cw[2:]])
+        if kind == P.KIND_L2:
+            cw[2, 3] = np.inf
+        for write_v in (False, True):
+            _compare(kind, r, 0.5, write_v, kind == P.KIND_KL, s, w, cw)
+        _compare(kind, r, 0.5, False, False, s, w, cw, dtype=torch.float32)
 
     @pytest.mark.parametrize("kind,r", FAST)
     def test_single_entry_and_empty(kind, r):

@@ -1,5 +1,6 @@
 """Isotonic regression solvers (PAV for l2/kl/p-norm/magnitude, Dykstra), batched over rows."""
 
+from ._src.core.dykstra import DykstraNotConvergedWarning
 from ._src.core.isotonic_api import (
     DykstraResult,
     IsotonicResult,
@@ -20,4 +21,5 @@ __all__ = [
     "isotonic_dykstra",
     "IsotonicResult",
     "DykstraResult",
+    "DykstraNotConvergedWarning",
 ]

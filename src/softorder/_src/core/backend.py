@@ -179,6 +179,8 @@ class NumpyBackend:
     name = "numpy"
     partial_topk = True
     static_shapes = False
+    # Partial top-k residuals in the full ``[m, n]`` layout (see `NumpyWindowBackend`).
+    window_layout = False
 
     @staticmethod
     def top_perm(key, m):
@@ -315,3 +317,45 @@ class NumpyBackend:
 
 
 NUMPY = NumpyBackend()
+
+
+class NumpyWindowBackend(NumpyBackend):
+    """`NumpyBackend` whose partial top-k rows (`core.partial`) return **window residuals**:
+    a `BlockJacobian` ``[m, w]`` over the ``w`` entries of each row's window only (``w`` the
+    widest window of the batch, ``w = n`` where a row took the full sort), with ``in_perm``
+    (= ``out_perm``) indexing the row's ``n`` columns. Every other entry has a zero Jacobian
+    row and column and output exactly 0, so nothing is stored for it: `jacobian.apply`
+    writes the ``w`` entries into a zeroed ``[m, n]`` output, with ``n`` from the tangent.
+    The forward and backward passes then touch ``O(w)`` entries besides the selection, the
+    output's zero fill and the gradient's.
+
+    Only for consumers that apply the residuals with `jacobian.apply` (or the strength
+    tangents) on the host: the NumPy API and torch's plain eager CPU path. Static-shape
+    consumers (JAX callbacks, torch custom ops under ``torch.compile``, TensorFlow) use
+    `NUMPY`. Top-k rows may be float32 here (torch): the windows are solved in float64 and
+    the selection reads the float32 row as it is (no float64 copy of the row)."""
+
+    window_layout = True
+
+    @staticmethod
+    def top_split(key, m):
+        """``(head, rest)``: per row, the indices of the ``m`` largest keys (any order) and
+        of the others (any order), both views of one ``np.argpartition``; ``O(n)``."""
+        n = key.shape[-1]
+        part = np.argpartition(key, n - m, axis=-1)
+        return part[:, n - m:], part[:, :n - m]
+
+    @staticmethod
+    def as_float64(a):
+        return a if a.dtype == np.float64 else a.astype(np.float64)
+
+    @staticmethod
+    def put_window(vals, idx, like):
+        # In ``like``'s dtype: a float32 row's output rounds the float64 window values once,
+        # as the full path's cast of its float64 output does.
+        out = np.zeros_like(like)
+        np.put_along_axis(out, idx, vals, -1)
+        return out
+
+
+NUMPY_WINDOWS = NumpyWindowBackend()

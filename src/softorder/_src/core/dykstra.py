@@ -12,11 +12,16 @@ block structure (integer ids) that the derivatives use.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, NamedTuple
 
 from .backend import NUMPY
 
 Array = Any
+
+
+class DykstraNotConvergedWarning(RuntimeWarning):
+    """Dykstra stopped at ``max_iter`` sweeps before meeting its tolerance (eager arrays)."""
 
 
 class DykstraState(NamedTuple):
@@ -55,6 +60,14 @@ def dykstra_decreasing(y, weights, *, max_iter=1000, tol=1e-9, xp=NUMPY) -> Dyks
     ``|y|``, in every row, or after ``max_iter`` sweeps. A row holding NaN is solved as zeros
     and set to NaN at the end: it neither stalls the stopping test of the other rows nor leaks
     into them.
+
+    Convergence: when ``max_iter`` sweeps ran without meeting ``tol``, eager backends (NumPy,
+    torch: the loop runs in Python) warn with `DykstraNotConvergedWarning` (a
+    ``RuntimeWarning``), naming the sweeps, the tolerance and the last change; the result
+    is returned anyway (an approximate solution: raise ``max_iter`` or ``tol``, or use PAV).
+    Under JAX tracing there is no warning (the loop is ``lax.while_loop``): there, check
+    ``n_iter < max_iter`` in the returned state (``n_iter == max_iter``: possibly not
+    converged).
     """
     m, n = y.shape
     weights = weights + 0.0 * y
@@ -72,7 +85,15 @@ def dykstra_decreasing(y, weights, *, max_iter=1000, tol=1e-9, xp=NUMPY) -> Dyks
         p = x + p - t
         xn, j2 = _project_pairs(t + q, pairs[1], xp)
         q = t + q - xn
-        done = xp.all(xp.row_max(xp.abs(xn - x)) <= tol * scale)
+        change = xp.row_max(xp.abs(xn - x))
+        done = xp.all(change <= tol * scale)
+        if isinstance(done, bool) and it + 1 >= max_iter and not done:  # eager: Python loop
+            warnings.warn(
+                f"Dykstra did not converge: {max_iter} sweeps (max_iter) left a relative "
+                f"change of {xp.max(change / scale):.3g} in the last sweep, above "
+                f"tol={tol:g}; the result is approximate (raise max_iter or tol, or use "
+                "solver='pav').",
+                DykstraNotConvergedWarning, stacklevel=4)
         return it + 1, xn, p, q, j1, j2, done
 
     def cond(state):

@@ -71,7 +71,10 @@ def _scaled_diff(xa, xb, scale):
     equal infinities, and ties under an infinite scale)."""
     if xa == xb:
         return 0.0
-    return ((0.5 * xa - 0.5 * xb) * scale) * 2.0
+    diff = xa - xb
+    if math.isinf(diff) and not (math.isinf(xa) or math.isinf(xb)):
+        return ((0.5 * xa - 0.5 * xb) * scale) * 2.0  # halves: 0.5 * 5e-324 would round to 0
+    return diff * scale
 
 
 @njit
@@ -289,6 +292,28 @@ def _wside_row(x, perm, reverse, negate, scale, kind, r, y, in_perm, block, b, c
     # that the result does not depend on the scale, so it is capped there (a huge or
     # infinite 1 / strength then gives the exact sort, not an overflow). Not with infinite
     # entries: they pool the row, whose values then depend on the scale.
+    # p-norm: phi^-1(w) = |w|^(1/r) under- or overflows for |w| beyond ~1e+-154 (p = 3):
+    # S(x, eps) = S(t x, eps t^-(p-1)) / t (homogeneity) with t a power of 2, the Jacobian
+    # unchanged (rows with infinities depend on the scale: left as they are).
+    tw = 1.0
+    if kind == KIND_PNORM and not has_inf and wmax >= wmin:
+        amax = 0.0
+        amin = np.inf
+        for kk in range(n):
+            aw = abs(w[kk])
+            amax = max(amax, aw)
+            if aw > 0.0:
+                amin = min(amin, aw)
+        if amax > 0.0 and (math.log2(amax) / r > 1000.0 or math.log2(amin) / r < -1000.0):
+            tw = 2.0 ** (-round(math.log2(amax)))
+            scale = scale * tw ** (1.0 / r)
+            wmax = -np.inf
+            wmin = np.inf
+            for kk in range(n):
+                w[kk] *= tw
+                wv = math.copysign(abs(w[kk]) ** (1.0 / r), w[kk])
+                wmax = max(wmax, wv)
+                wmin = min(wmin, wv)
     rng = _scaled_diff(wmax, wmin, 1.0) if wmax >= wmin else 0.0
     sc = min(scale, 2.0 * rng + 1.0) if rng < np.inf and not has_inf else scale
     sc = min(sc, 1e300 / max(n, 1))
@@ -304,7 +329,7 @@ def _wside_row(x, perm, reverse, negate, scale, kind, r, y, in_perm, block, b, c
             b[kk] = 1.0
             c[kk] = beta[kk]
         else:
-            v = _phi(u[kk], r)
+            v = _phi(u[kk], r) / tw
             b[kk] = al[kk]
             c[kk] = 1.0
         y[kk] = -v if negate else v

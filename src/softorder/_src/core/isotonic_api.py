@@ -162,7 +162,9 @@ def isotonic_dykstra(y, *, sample_weight=None, increasing=True, axis=-1, max_ite
 
     Each sweep is O(n) and fully parallel; the iterates converge to the exact (PAV) solution,
     long blocks needing many sweeps. Returns the solution, the blocks of constraints active in
-    the last sweep, the number of sweeps and the largest remaining order violation.
+    the last sweep, the number of sweeps and the largest remaining order violation. When
+    ``max_iter`` sweeps end before the tolerance is met it warns
+    (`DykstraNotConvergedWarning`, a ``RuntimeWarning``) and returns the approximation.
 
     Example:
       >>> import numpy as np

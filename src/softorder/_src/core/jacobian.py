@@ -25,7 +25,7 @@ from numba import prange
 
 from .._numba import njit
 from ..isotonic.pav import use_parallel
-from .backend import NUMPY
+from .backend import NumpyBackend
 
 
 class BlockJacobian(NamedTuple):
@@ -115,9 +115,11 @@ _CHECKED_FIELDS = ("in_perm", "out_perm", "block", "b", "c")
 
 
 def _checked(jac: BlockJacobian, t, name):
-    """``t`` as C-contiguous float64 ``[m, n]``, after checking it and the residuals against
-    each other: the kernels index with ``in_perm``/``out_perm``/``block`` without bounds
-    checks, so a mismatch must never reach them."""
+    """``t`` as C-contiguous ``[m, n]`` (float64; float32 kept for window residuals), after
+    checking it and the residuals against each other: the kernels index with
+    ``in_perm``/``out_perm``/``block`` without bounds checks, so a mismatch must never reach
+    them. Window residuals (`is_window`: ``[m, w]`` with ``w < n``, both permutations given)
+    have their indices checked against ``n`` (``O(w)``)."""
     t = np.asarray(t)
     kind = t.dtype.kind
     if kind == "c":
@@ -125,20 +127,48 @@ def _checked(jac: BlockJacobian, t, name):
     if kind not in "fiub":
         raise TypeError(f"{name} must be a real array, got dtype {t.dtype} (shape {t.shape})")
     shape = jac.a.shape
-    if t.shape != shape:
+    window = is_window(jac, t.shape)
+    if t.shape != shape and not window:
         raise ValueError(f"{name} has shape {t.shape}; the residuals are for shape {shape}")
     for field, arr in zip(_CHECKED_FIELDS, (jac.in_perm, jac.out_perm, jac.block, jac.b, jac.c)):
         if arr is not None and arr.shape != shape:
             raise ValueError(f"residual {field} has shape {arr.shape}, expected {shape}")
+    if window:
+        for perm in (jac.in_perm, jac.out_perm):
+            if perm is not None and perm.size and (perm.min() < 0 or perm.max() >= t.shape[-1]):
+                raise ValueError(f"window residuals index outside the {name}'s {t.shape[-1]} "
+                                 "columns")
+        if t.dtype == np.float32:
+            return np.ascontiguousarray(t)
     return np.ascontiguousarray(t, np.float64)
+
+
+def is_window(jac: BlockJacobian, shape) -> bool:
+    """True for window residuals (`backend.NumpyWindowBackend`) applied to ``[m, n]`` tangents:
+    ``[m, w]`` residuals, ``w < n``, with both permutations; the other entries' Jacobian rows
+    and columns are 0."""
+    a = jac.a.shape
+    return (len(shape) == 2 and len(a) == 2 and a[0] == shape[0] and a[1] < shape[1]
+            and jac.in_perm is not None and jac.out_perm is not None)
+
+
+def _out(jac, t):
+    """The output: uninitialized ``[m, n]`` float64, or zeros of the tangent's shape and dtype
+    (float32/float64) for window residuals, whose kernels write only the ``w`` window
+    entries (computed in float64, rounded once on the store, as the full layout's cast)."""
+    if t.shape == jac.a.shape:
+        return np.empty(jac.a.shape)
+    out = np.empty(t.shape, t.dtype)
+    out.fill(0.0)  # written now (NumPy's huge pages), not calloc's pages faulting in later
+    return out
 
 
 def jvp_rows(jac: BlockJacobian, x_dot):
     """Tangent of the output for the input tangent ``x_dot`` (``[m, n]``), in O(n) per row."""
     out_perm, has_out = _out_perm(jac)
     x_dot = _checked(jac, x_dot, "tangent")
-    out: np.ndarray = np.empty(jac.a.shape)
-    run = _jvp_par if use_parallel(out.shape[0], out.shape[1]) else _jvp_ser
+    out: np.ndarray = _out(jac, x_dot)
+    run = _jvp_par if use_parallel(*jac.a.shape) else _jvp_ser
     run(x_dot, jac.in_perm, out_perm, has_out, jac.block, jac.a, jac.b, jac.c, out)
     return out
 
@@ -147,8 +177,8 @@ def vjp_rows(jac: BlockJacobian, y_bar):
     """Cotangent of the input for the output cotangent ``y_bar`` (``[m, n]``), in O(n) per row."""
     out_perm, has_out = _out_perm(jac)
     y_bar = _checked(jac, y_bar, "cotangent")
-    out: np.ndarray = np.empty(jac.a.shape)
-    run = _vjp_par if use_parallel(out.shape[0], out.shape[1]) else _vjp_ser
+    out: np.ndarray = _out(jac, y_bar)
+    run = _vjp_par if use_parallel(*jac.a.shape) else _vjp_ser
     run(y_bar, jac.in_perm, out_perm, has_out, jac.block, jac.a, jac.b, jac.c, out)
     return out
 
@@ -160,11 +190,13 @@ def apply(jac: BlockJacobian, tangent, *, transpose: bool = False, xp=None):
     front end saves a `BlockJacobian` of its own arrays and calls this. ``xp=None`` or the
     NumPy backend instance ``NUMPY`` takes the fused Numba kernels (`jvp_rows`/`vjp_rows`),
     which compute the same map in one pass per row (tested equal). ``in_perm``/``out_perm``
-    of None mean the identity.
+    of None mean the identity. Window residuals (`is_window`, from the partial top-k rows on
+    `backend.NumpyWindowBackend`) take the NumPy kernels: they read and write the ``w``
+    window entries of a zeroed ``[m, n]`` output (float32 tangents give float32 outputs).
     """
-    if xp is None or xp is NUMPY:
+    if xp is None or isinstance(xp, NumpyBackend):
         if jac.in_perm is None:
-            ident = NUMPY.identity_perm(jac.a)
+            ident = NumpyBackend.identity_perm(jac.a)
             jac = jac._replace(in_perm=ident, out_perm=ident if jac.out_perm is None
                                else jac.out_perm)
         return (vjp_rows if transpose else jvp_rows)(jac, tangent)

@@ -24,6 +24,7 @@ from numpy.typing import ArrayLike
 
 from . import registry as R
 from . import validation as V
+from .backend import NUMPY_WINDOWS
 from .jacobian import apply
 from .projection import exponent_r, project_rows
 
@@ -134,7 +135,8 @@ def _call(name, x, k, axis, strength, **options):
     opts = op.make_options(shape=x.shape, axis=axis, **options)
     eps = V.check_strength(strength)
     x2, shape = _to_rows(x, ax)
-    y2, jac = op.rows(x2, eps, opts, R.NUMPY)
+    # NUMPY_WINDOWS: partial top-k residuals cover the window only (`vjp`/`jvp` size the rest).
+    y2, jac = op.rows(x2, eps, opts, NUMPY_WINDOWS)
     return _from_rows(y2, shape, ax, x.dtype), Residuals((jac,), ax, shape, x.dtype)
 
 

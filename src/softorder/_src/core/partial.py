@@ -37,6 +37,17 @@ ids continue the window's as singletons, with the residuals ``a, b, c`` the full
 a singleton with ``w = 0`` and ``u = 0`` (``a + b c = 0``: a zero Jacobian row). So
 `jacobian.apply`, the strength tangents and the JAX replay of the residuals run unchanged.
 
+**Window residuals** (the fast path: `backend.NumpyWindowBackend`, used by the NumPy API and
+torch's eager CPU path; `_solve_window`). The residuals are the window's own, ``[r, w]``
+(``w``: the widest window of the batch; a row with a narrower one is padded with entries
+outside its window as zero singletons), with ``in_perm`` giving column indices; nothing is
+stored for the other ``n - w`` entries, whose Jacobian rows and columns are 0, and
+`jacobian.apply` writes the ``w`` entries into a zeroed output. The ``O(n)`` passes per row
+are then: the selection (one ``np.argpartition`` of the key, in the row's own dtype: float32
+rows are not copied to float64), ``|x|`` for the magnitude, one NaN scan, and the zero fills
+of the output and of the gradient. Elsewhere (JAX, TensorFlow, torch custom ops under
+``torch.compile``/``torch.func``, CUDA tensors) the full ``[r, n]`` layout above (`_solve`).
+
 Rows holding NaN run the full sort (their output is NaN, as everywhere). Backends with static
 shapes (JAX) cannot size a window per row: they try the first window for every row, and where
 any row fails the whole batch takes the full sort (``lax.cond``: only the branch taken runs,
@@ -45,7 +56,11 @@ except under ``vmap``, where both do).
 
 from __future__ import annotations
 
-# Below this row length the full sort is cheap enough (measured: benchmarks/bench_partial_topk.py).
+import numpy as np
+
+# Below this row length the full sort is cheaper: the measured crossover (window residuals,
+# forward + backward, NumPy and torch CPU, k = 1 and 8) lies between n = 1024 and 2048
+# (benchmarks/bench_partial_topk.py --n 1024 2048 4096).
 PARTIAL_MIN_N = 2048
 # A window beyond n / FULL_FRACTION (after enlarging) runs the full sort instead.
 FULL_FRACTION = 8
@@ -81,16 +96,33 @@ def partial_rows(core, x, key, strength, o, xp, tail_residuals, support_bound=No
       core: the operator's full-sort row function ``(x2, strength, o, xp) -> (y2, jac)``
         (options ``o`` without straight-through).
       key: the selection key (``x`` for the mask, ``|x|`` for the magnitude), ``[r, n]``.
-      tail_residuals: ``(x, perm, strength) -> (a, b, c)``, ``[r, n]`` each: the residuals
-        of the entries outside the window, at their sorted positions (``perm``: the
-        permutation; the first ``m`` columns are overwritten with the window's).
+      tail_residuals: ``(xs, strength) -> (a, b, c)``, each shaped like ``xs``: the residuals
+        of entries outside the window, whose inputs are ``xs`` (zero singleton blocks).
       support_bound: optional ``(x, x_k, strength) -> [r]``: how many entries may be in the
         support, given the ``k``-th largest input ``x_k`` (``[r, 1]``); sizes a second window.
+
+    On `backend.NumpyWindowBackend` (``xp.window_layout``) the residuals are window residuals
+    (``[r, w]``, `_solve_window`); elsewhere the full ``[r, n]`` layout (`_solve`).
     """
     n = x.shape[-1]
     nan_rows = xp.isnan(xp.row_max(key))[:, 0]  # max propagates NaN
-    return _solve(core, x, key, strength, o, xp, tail_residuals, support_bound, nan_rows,
-                  first_window(o.k, n))
+    solve = _solve_window if getattr(xp, "window_layout", False) else _solve
+    return solve(core, x, key, strength, o, xp, tail_residuals, support_bound, nan_rows,
+                 first_window(o.k, n))
+
+
+def _certified(jw, k, m, nan_rows):
+    """Rows whose window solution is the full row's: the block of sorted position ``k - 1``
+    ends before the last window position (module docstring)."""
+    if k > 0:
+        return (jw.block[:, k - 1] != jw.block[:, m - 1]) & ~nan_rows
+    return ~nan_rows
+
+
+def _next_window(xp, m, k, support_bound, x, xk, strength):
+    if support_bound is not None and k > 0:
+        return max(2 * m, int(xp.max(support_bound(x, xk, strength))) + 2)
+    return GROWTH * m
 
 
 def _solve(core, x, key, strength, o, xp, tail_residuals, support_bound, nan_rows, m):
@@ -102,14 +134,11 @@ def _solve(core, x, key, strength, o, xp, tail_residuals, support_bound, nan_row
     head = perm[:, :m]
     xw = xp.take(x, head)
     yw, jw = core(xw, strength, o, xp)
-    if k > 0:
-        ok = (jw.block[:, k - 1] != jw.block[:, m - 1]) & ~nan_rows
-    else:
-        ok = ~nan_rows
+    ok = _certified(jw, k, m, nan_rows)
     # The full layout: the window in sorted order, then the rest as zero singleton blocks.
     # (``with_head`` may write into its first argument: every one is fresh here.)
     y = xp.put_window(yw, head, x)
-    a_t, b_t, c_t = tail_residuals(x, perm, strength)
+    a_t, b_t, c_t = tail_residuals(xp.take(x, perm), strength)
     in_perm = xp.with_head(perm, xp.take(head, jw.in_perm))  # head: a view of perm, now stale
     block = xp.with_head(xp.iota_int32(x, jw.block[:, m - 1:m] + (1 - m)), jw.block)
     jac = type(jw)(in_perm, in_perm, block, xp.with_head(a_t, jw.a), xp.with_head(b_t, jw.b),
@@ -123,10 +152,52 @@ def _solve(core, x, key, strength, o, xp, tail_residuals, support_bound, nan_row
     def retry(x_, key_, nan_, xk_):
         if xp.all(nan_):
             return core(x_, strength, o, xp)
-        m_next = GROWTH * m
-        if support_bound is not None and k > 0:
-            m_next = max(2 * m, int(xp.max(support_bound(x_, xk_, strength))) + 2)
         return _solve(core, x_, key_, strength, o, xp, tail_residuals, support_bound, nan_,
-                      m_next)
+                      _next_window(xp, m, k, support_bound, x_, xk_, strength))
 
     return xp.redo_rows(ok, (y, jac), retry, x, key, nan_rows, xk)
+
+
+def _solve_window(core, x, key, strength, o, xp, tail_residuals, support_bound, nan_rows, m):
+    """`_solve` with window residuals (NumPy only, `backend.NumpyWindowBackend`).
+
+    Per row: one ``np.argpartition`` of the key (read in its own dtype: a float32 row is not
+    copied to float64), the window gathered and solved in float64, the output written into
+    zeros of ``x``'s dtype; the residuals are the window's own (``[r, m]``, its ``in_perm``
+    mapped to column indices). Rows that fail are solved again (a larger window, or the whole
+    row) and the batch's residuals widened to the widest: a row's extra columns are entries
+    outside its window, as zero singleton blocks (``tail_residuals``), the full layout's."""
+    n = x.shape[-1]
+    if m * FULL_FRACTION > n or m >= n:
+        return core(xp.as_float64(x), strength, o, xp)
+    k = o.k
+    head, rest = xp.top_split(key, m)
+    xw = xp.as_float64(xp.take(x, head))
+    yw, jw = core(xw, strength, o, xp)
+    ok = _certified(jw, k, m, nan_rows)
+    y = xp.put_window(yw, head, x)
+    in_perm = xp.take(head, jw.in_perm)
+    jac = type(jw)(in_perm, in_perm, jw.block, jw.a, jw.b, jw.c)
+    bad = np.flatnonzero(~ok)
+    if len(bad) == 0:
+        return y, jac
+    if xp.all(nan_rows[bad]):
+        ys, js = core(xp.as_float64(x[bad]), strength, o, xp)
+    else:
+        xk = xp.take(xw, jw.in_perm[:, k - 1:k])[bad] if k > 0 else None
+        ys, js = _solve_window(core, x[bad], key[bad], strength, o, xp, tail_residuals,
+                               support_bound, nan_rows[bad],
+                               _next_window(xp, m, k, support_bound, x[bad], xk, strength))
+    y[bad] = ys
+    extra = js.a.shape[-1] - m
+    if extra > 0:  # widen every row by ``extra`` entries outside its window
+        pad = rest[:, :extra]
+        a_t, b_t, c_t = tail_residuals(xp.as_float64(xp.take(x, pad)), strength)
+        ids = jw.block[:, m - 1:m] + np.arange(1, extra + 1, dtype=np.int32)
+        in_perm = np.concatenate([in_perm, pad], axis=-1)
+        jac = type(jw)(in_perm, in_perm, np.concatenate([jw.block, ids], axis=-1),
+                       *(np.concatenate([f, t], axis=-1) for f, t in
+                         ((jw.a, a_t), (jw.b, b_t), (jw.c, c_t))))
+    for dst, src in zip((jac.in_perm, *jac[2:]), (js.in_perm, *js[2:])):
+        dst[bad] = src
+    return y, jac

@@ -34,10 +34,10 @@ from ..isotonic import pav
 from ..isotonic.regularizers import D_CAP, KIND_MAG, exponent_r, is_quadratic, kind_for, phi
 from . import fused, partial
 from . import validation as V
-from .backend import NUMPY
+from .backend import NUMPY, NumpyBackend
 from .dykstra import block_alpha, dykstra_decreasing
 from .jacobian import BlockJacobian, apply
-from .projection import project_rows, scale_input
+from .projection import project_rows
 
 __all__ = ["SortOptions", "TopKOptions", "Operator", "OPERATORS", "get", "register",
            "docstring"]
@@ -138,7 +138,68 @@ Options = SortOptions | TopKOptions | IsotonicOptions
 
 
 def _is_numpy(xp, strength) -> bool:
-    return xp is NUMPY and isinstance(strength, (float, int, np.floating))
+    return isinstance(xp, NumpyBackend) and isinstance(strength, (float, int, np.floating))
+
+
+def _split_gap(n, kind, r, k=None) -> float:
+    """A scaled gap between sorted neighbours above which PAV never pools them against the
+    rank weights ``rho`` (``k`` None) or the top-k weights: twice the range of the roots'
+    shifts ``phi^-1(w)`` plus 1 (the fused kernels' threshold, `fused.zside`)."""
+    w = np.arange(n, 0, -1.0) if k is None else (np.arange(n) < k).astype(np.float64)
+    if kind == pav.KIND_KL:
+        w = np.log(w)
+    elif kind == pav.KIND_PNORM:
+        w = w ** (1.0 / r)
+    return 2.0 * (float(w.max() - w.min()) if n else 0.0) + 1.0
+
+
+def _scaled_diff(a, b, scale, xp):
+    """``(a - b) * scale`` entrywise without overflow of the difference, and 0 where
+    ``a == b`` (equal infinities; ties under an infinite scale)."""
+    diff = a - b
+    finite = (xp.abs(a) < np.inf) & (xp.abs(b) < np.inf)
+    halves = ((0.5 * a - 0.5 * b) * scale) * 2.0
+    out = xp.where(finite & (xp.abs(diff) == np.inf), halves, diff * scale)
+    return xp.where(a == b, xp.zeros_like(out), out)
+
+
+def _scaled_sorted(xs, scale, gap, xp):
+    """``xs * scale`` for rows ``xs`` sorted descending, where that product stays finite.
+
+    Rows where it overflows (or, for a subnormal strength, where ``scale`` does) are made of
+    segments: sorted neighbours farther apart than ``gap`` (scaled) are never pooled, and the
+    operators (ranks, top-k masks) are translation invariant on each segment. Such a row gets
+    ``s = (xs - segment's first entry) * scale - C * segment id`` with ``C = (n + 1) gap``:
+    finite, decreasing, the same PAV blocks and values (the exact limit: ``x / strength``
+    is never formed where it would overflow, docs/conventions.md)."""
+    n = xs.shape[-1]
+    z = xs * scale
+    if n == 0:
+        return z
+    finite_x = xp.abs(xs) < np.inf
+    need = xp.row_any(finite_x & ~(xp.abs(z) < np.inf))
+    one = xp.where(xs[..., :1] == xs[..., :1], 1, 1)
+    cut = xp.where(_scaled_diff(xs[..., :-1], xs[..., 1:], scale, xp) > gap, 1, 0)
+    start = xp.concat([one, cut])
+    seg = xp.cumsum_int32(start) - 1
+    first = xp.segment_sum(xp.where(start == 1, xs, xp.zeros_like(z)), seg)
+    seg_f = seg + xp.zeros_like(z)
+    s = _scaled_diff(xs, first, scale, xp) - seg_f * ((n + 1.0) * gap)
+    return xp.where(need, s, z)
+
+
+def _scaled_projection(x, sign, scale, w, gap, regularization, r, xp):
+    """``P_R(sign * x * scale, w)`` of rows (``w`` sorted descending, ``sign = +-1``,
+    ``scale > 0``) and its Jacobian in ``x``, with the scaled input formed by
+    `_scaled_sorted` (never overflowing)."""
+    xs = x * sign if sign < 0 else x
+    perm = xp.argsort_desc(xs)
+    s = _scaled_sorted(xp.take(xs, perm), scale, gap, xp)
+    ys, jz, _ = project_rows(s, w, regularization=regularization, r=r, z_is_sorted=True,
+                             w_is_sorted=True, want_w=False, xp=xp)
+    jac = BlockJacobian(perm, perm, jz.block, jz.a * (sign * scale), jz.b,
+                        jz.c * (sign * scale))
+    return xp.put(ys, perm), jac
 
 
 def rank_rows(x, strength, o: SortOptions, xp=NUMPY):
@@ -149,10 +210,11 @@ def rank_rows(x, strength, o: SortOptions, xp=NUMPY):
         y, jac = fused.zside(x, perm, not o.descending, scale, w_mode=fused.W_RHO,
                              kind=kind_for(o.regularization, o.r), r=o.r)
     else:
-        scale = (-1.0 if o.descending else 1.0) / strength
-        y, jz, _ = project_rows(x * scale, xp.rho(x), regularization=o.regularization, r=o.r,
-                                w_is_sorted=True, want_w=False, xp=xp)
-        jac = scale_input(jz, scale)
+        sign = -1.0 if o.descending else 1.0
+        kind = kind_for(o.regularization, o.r)
+        y, jac = _scaled_projection(x, sign, 1.0 / strength, xp.rho(x),
+                                    _split_gap(x.shape[-1], kind, o.r), o.regularization, o.r,
+                                    xp)
     if o.straight_through:
         y = xp.put(xp.rho(x) + 0.0 * jac.a, jac.in_perm)
     return y, jac
@@ -185,13 +247,13 @@ def topk_mask_rows(x, strength, o: TopKOptions, xp=NUMPY):
     if partial.use_partial(o, x.shape[-1], xp):
         r = o.r
 
-        def tail(x2, perm, strength):
+        def tail(xs, strength):
             # A singleton with w = 0 and u = 0, as the full sort gives it: d = phi'(0) is 1
             # (p = 2) or 0 (p < 2; and p > 2, whose singletons the kernels set to d = 0).
             if r == 1.0:
-                return (xp.zeros_like(x2) + 1.0 / strength, xp.zeros_like(x2) - 1.0,
-                        xp.zeros_like(x2) + 1.0 / strength)
-            return xp.zeros_like(x2), xp.zeros_like(x2), xp.zeros_like(x2)
+                return (xp.zeros_like(xs) + 1.0 / strength, xp.zeros_like(xs) - 1.0,
+                        xp.zeros_like(xs) + 1.0 / strength)
+            return xp.zeros_like(xs), xp.zeros_like(xs), xp.zeros_like(xs)
 
         def bound(x2, xk, strength):
             # y = clip(phi((x - tau) / lambda), 0, 1) with tau >= x_(k) - lambda, unless the
@@ -201,10 +263,23 @@ def topk_mask_rows(x, strength, o: TopKOptions, xp=NUMPY):
 
         y, jac = partial.partial_rows(_topk_mask_core, x, x, strength, o, xp, tail, bound)
     else:
-        y, jac = _topk_mask_core(x, strength, o, xp)
+        y, jac = _topk_mask_core(_as_float64(x, xp), strength, o, xp)
     if o.straight_through:
-        y = xp.put(xp.topk_weights(x, o.k) + 0.0 * jac.a, jac.in_perm)
+        y = _put_row(xp.topk_weights(jac.a, o.k) + 0.0 * jac.a, jac.in_perm, x, xp)
     return y, jac
+
+
+def _as_float64(x, xp):
+    """Rows as float64 on `backend.NumpyWindowBackend` (which takes float32 top-k rows)."""
+    return xp.as_float64(x) if getattr(xp, "window_layout", False) else x
+
+
+def _put_row(vals, perm, x, xp):
+    """``vals`` at ``perm`` in a row shaped like ``x``: a scatter, or into zeros for window
+    residuals (`partial`: narrower than the row)."""
+    if perm.shape[-1] == x.shape[-1]:
+        return xp.put(vals, perm)
+    return xp.put_window(vals, perm, x)
 
 
 def _topk_mask_core(x, strength, o: TopKOptions, xp):
@@ -212,9 +287,9 @@ def _topk_mask_core(x, strength, o: TopKOptions, xp):
         y, jac = fused.zside(x, np.argsort(x, axis=-1), True, 1.0 / float(strength),
                              w_mode=fused.W_TOPK, k=o.k, kind=kind_for("pnorm", o.r), r=o.r)
     elif o.solver == "pav":
-        y, jz, _ = project_rows(x / strength, xp.topk_weights(x, o.k), regularization="pnorm",
-                                r=o.r, w_is_sorted=True, want_w=False, xp=xp)
-        jac = scale_input(jz, 1.0 / strength)
+        kind = kind_for("pnorm", o.r)
+        y, jac = _scaled_projection(x, 1.0, 1.0 / strength, xp.topk_weights(x, o.k),
+                                    _split_gap(x.shape[-1], kind, o.r, o.k), "pnorm", o.r, xp)
     else:
         z = x / strength
         w = xp.topk_weights(x, o.k)
@@ -239,19 +314,19 @@ def topk_magnitude_rows(x, strength, o: TopKOptions, xp=NUMPY):
     if partial.use_partial(o, x.shape[-1], xp):
         r = o.r
 
-        def tail(x2, perm, strength):
+        def tail(xs, strength):
             # A singleton with w = 0 and u = 0, as the full sort gives it: d = 1 + phi_lam'(0),
             # alpha = 1, signs of x (a + b c = 0).
-            sg = xp.sign(xp.take(x2, perm))
+            sg = xp.sign(xs)
             dphi0 = 1.0 if r == 1.0 else (0.0 if r > 1.0 else D_CAP)
             d = 1.0 + dphi0 / strength
             return xp.abs(sg) * d, sg * -d, sg  # |sg| = sg^2
 
         y, jac = partial.partial_rows(_topk_magnitude_core, x, xp.abs(x), strength, o, xp, tail)
     else:
-        y, jac = _topk_magnitude_core(x, strength, o, xp)
+        y, jac = _topk_magnitude_core(_as_float64(x, xp), strength, o, xp)
     if o.straight_through:
-        y = x * xp.put(xp.topk_weights(x, o.k) + 0.0 * jac.a, jac.in_perm) + 0.0
+        y = x * _put_row(xp.topk_weights(jac.a, o.k) + 0.0 * jac.a, jac.in_perm, x, xp) + 0.0
     return y, jac
 
 
@@ -358,14 +433,14 @@ def _tangent_magnitude(x, y, jac, strength, o: TopKOptions, xp):
     lam = strength
     s = xp.take(xp.abs(x), jac.in_perm)
     sg = xp.sign(xp.take(x, jac.in_perm))
-    w = xp.topk_weights(x, o.k) + 0.0 * s
+    w = xp.topk_weights(s, o.k) + 0.0 * s
     size = xp.segment_sum(xp.ones_like(s), jac.block)
     wsum = xp.segment_sum(w, jac.block)
     gamma = xp.segment_sum(s, jac.block) / (size + lam * wsum)
     dgamma = -gamma * wsum / (size + lam * wsum)
     dys = sg * (-(s - gamma) / (lam * lam) - (1.0 + 1.0 / lam) * dgamma)
     dys = xp.where(sg == 0, 0.0 * s, dys)
-    return xp.put(dys, jac.in_perm)
+    return _put_row(dys, jac.in_perm, x, xp)
 
 
 # --------------------------------------------------------------------------------------------

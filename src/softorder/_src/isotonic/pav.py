@@ -189,6 +189,7 @@ def _solve_block(s, start, end, c, wsum, r, lam, mag, lo, hi, g0=np.nan):
     g = g0 if lo < g0 < hi else 0.5 * (lo + hi)
     # F is a sum of end - start terms: below this multiple of sum |terms| its sign is rounding.
     noise = 2.2e-16 * math.sqrt(end - start + 1.0)
+    fprev = np.inf
     for _ in range(NEWTON_MAX_ITER):
         f = 0.0
         fp = 0.0
@@ -212,10 +213,14 @@ def _solve_block(s, start, end, c, wsum, r, lam, mag, lo, hi, g0=np.nan):
             lo = g
         elif f < 0.0:
             hi = g
-        if fp > 0.0:
+        # Newton unless the last step did not halve |F|: phi(u) = sign(u) |u|^r with r < 1
+        # makes Newton oscillate (u -> -u for r = 1/2) inside a huge bracket, which then
+        # shrank by far less than half per step (200 steps ended 1e15 from the root once).
+        if fp > 0.0 and abs(f) <= 0.5 * fprev:
             gn = g + f / fp
         else:
             gn = 0.5 * (lo + hi)
+        fprev = abs(f)
         if not (lo < gn < hi):
             gn = 0.5 * (lo + hi)
         tol = NEWTON_RTOL * max(abs(g), abs(gn), 1e-300)
@@ -333,8 +338,21 @@ def _bottom_up(s, w, cw, kind, r, lam, winv, start, center, offset, gam, st, top
             elif cubic:
                 offset[top] = _mag_cubic(lam, wi, 1.0, si, 0.0, 0.0)
             else:
-                offset[top] = _solve_block(s, i, i + 1, si, wi, r, lam, True,
-                                           min(0.0, si) - si, max(0.0, si) - si)
+                # The root gamma lies in [0, s] (s = |x| >= 0): solved relative to the nearer
+                # end, so that gamma << s (a huge lam) keeps its digits (relative to s it
+                # would be rounding: s = 1e300, lam = 1e300 gave gamma = 9e284, not 1).
+                h = 0.5 * si
+                if _phi((si - h) / lam, r) <= h * wi:
+                    # gamma <= s / 2: u = s - gamma in [s/2, s], so phi(s / lam) / w is within
+                    # a factor 2^r of gamma: Newton's start (from the bracket's middle its
+                    # first step lands on 0, and bisection would need ~1000 halvings).
+                    # (Where s / lam underflows that start means nothing: the middle.)
+                    center[top] = 0.0
+                    q = si / lam
+                    g0 = min(_phi(q, r) / wi, h) if q >= 2.2250738585072014e-308 else np.nan
+                    offset[top] = _solve_block(s, i, i + 1, 0.0, wi, r, lam, True, 0.0, h, g0)
+                else:
+                    offset[top] = _solve_block(s, i, i + 1, si, wi, r, lam, True, -h, 0.0)
         gam[top] = center[top] + offset[top]
         while top > floor and _violates(kind, st, gam, top - 1, top):
             a = top - 1
@@ -562,13 +580,95 @@ def _topdown(s, w, cw, kind, r, lam, winv, start, center, offset, gam, st):
 
 
 @njit
+def _kl_lex(lse_s, npos, nneg, wm, we):
+    """A kl block's value ``LSE(s_B) - LSE(w_B)`` in the limit, as ``(A, B)`` meaning
+    ``A M + B``: ``+M`` entries dominate ``LSE(w_B)`` (``M + log P``), ``-M`` ones add
+    nothing unless the block has no other (``-M + log N``)."""
+    if npos > 0.0:
+        return -1.0, lse_s - math.log(npos)
+    if we > 0.0:
+        return 0.0, lse_s - (wm + math.log(we))
+    return 1.0, lse_s - math.log(nneg)
+
+
+@njit
+def _kl_inf_w_blocks(s, w, write_v, out, d, alpha, beta, block):
+    """kl soft sorts with infinite ``w`` (sorted descending, ``s`` finite): PAV whose block
+    values ``A M + B`` (`_kl_lex`) are compared lexicographically, so the limit M -> infinity
+    of every block, its value and its weights: ``alpha = softmax(s_B)``, ``beta`` the limit of
+    ``softmax(w_B)`` (``1/P`` on the ``+M`` entries if any, else the softmax of the finite
+    ones, else ``1/N``). Blocks of ``+M`` entries split where their finite parts do (the
+    ascending sort of ``[-inf, -inf, inf]`` has two blocks, not one)."""
+    n = s.shape[0]
+    start = np.empty(n + 1, np.int64)
+    st = np.empty((n, 8))  # max s, sum exp(s - max), P, N, max finite w, sum exp(w - max), A, B
+    top = -1
+    for i in range(n):
+        top += 1
+        start[top] = i
+        st[top, 0] = s[i]
+        st[top, 1] = 1.0
+        st[top, 2] = 1.0 if w[i] == np.inf else 0.0
+        st[top, 3] = 1.0 if w[i] == -np.inf else 0.0
+        st[top, 4] = -np.inf if math.isinf(w[i]) else w[i]
+        st[top, 5] = 0.0 if math.isinf(w[i]) else 1.0
+        st[top, 6], st[top, 7] = _kl_lex(s[i], st[top, 2], st[top, 3], st[top, 4], st[top, 5])
+        while top > 0 and (st[top - 1, 6] < st[top, 6] or (
+                st[top - 1, 6] == st[top, 6] and st[top - 1, 7] <= st[top, 7])):
+            a = top - 1
+            for col in (0, 4):  # (max, linear sum) pairs of s and of the finite w
+                ma = st[a, col]
+                mb = st[top, col]
+                if mb == -np.inf:
+                    continue
+                if ma == -np.inf:
+                    st[a, col] = mb
+                    st[a, col + 1] = st[top, col + 1]
+                elif ma >= mb:
+                    st[a, col + 1] += st[top, col + 1] * math.exp(mb - ma)
+                else:
+                    st[a, col + 1] = st[a, col + 1] * math.exp(ma - mb) + st[top, col + 1]
+                    st[a, col] = mb
+            st[a, 2] += st[top, 2]
+            st[a, 3] += st[top, 3]
+            st[a, 6], st[a, 7] = _kl_lex(st[a, 0] + math.log(st[a, 1]), st[a, 2], st[a, 3],
+                                         st[a, 4], st[a, 5])
+            top -= 1
+    start[top + 1] = n
+    nb = beta.shape[0] > 0
+    for b in range(top + 1):
+        lo = start[b]
+        hi = start[b + 1]
+        aa = st[b, 6]
+        bb = st[b, 7]
+        for i in range(lo, hi):
+            block[i] = b
+            if aa == 0.0:
+                u = s[i] - bb
+                out[i] = bb if write_v else u
+                d[i] = math.exp(u)
+            else:  # u = s - (A M + B) = -A inf
+                out[i] = aa * np.inf if write_v else -aa * np.inf
+                d[i] = np.inf if aa < 0.0 else 0.0
+            alpha[i] = math.exp(s[i] - st[b, 0]) / st[b, 1] if hi - lo > 1 else 1.0
+            if nb:
+                if hi - lo == 1:
+                    beta[i] = 1.0
+                elif st[b, 2] > 0.0:
+                    beta[i] = 1.0 / st[b, 2] if w[i] == np.inf else 0.0
+                elif st[b, 5] > 0.0:
+                    beta[i] = 0.0 if math.isinf(w[i]) else math.exp(w[i] - st[b, 4]) / st[b, 5]
+                else:
+                    beta[i] = 1.0 / st[b, 3]
+
+
+@njit
 def _inf_w_row(s, w, kind, r, write_v, out, d, alpha, beta, block):
     """Soft sorts (``s`` finite and decreasing, ``w`` sorted with +-inf entries; kl/p-norm):
-    the limit M -> infinity in closed form. Returns False when the row is left to PAV (kl
-    with only -inf entries in ``w``, some finite: ``e^-M`` adds nothing to its block).
+    the limit M -> infinity. Returns True (the row is done).
 
     * Every entry at the same infinity: singletons, ``u = w`` (+-inf), identity Jacobian.
-    * kl, P >= 1 entries at +inf: one block, ``u = +inf``, ``beta = 1/P`` on the +inf entries.
+    * kl: PAV on lexicographic block values (`_kl_inf_w_blocks`).
     * p-norm: one block (the roots ``s_i - phi^-1(w_i)`` increase at order M at both ends):
       ``u = sign(P - N) inf`` with ``alpha = 1/n`` if P != N, else the finite block equation
       with ``sum w`` over the finite entries (the +-M cancel).
@@ -581,8 +681,6 @@ def _inf_w_row(s, w, kind, r, write_v, out, d, alpha, beta, block):
             npos += 1
         elif w[i] == -np.inf:
             nneg += 1
-    if kind == KIND_KL and npos == 0 and nneg < n:
-        return False
     nb = beta.shape[0] > 0
     if npos == n or nneg == n:
         for i in range(n):
@@ -596,18 +694,7 @@ def _inf_w_row(s, w, kind, r, write_v, out, d, alpha, beta, block):
     for i in range(n):
         block[i] = 0
     if kind == KIND_KL:
-        smax = s[0]
-        for i in range(n):
-            smax = max(smax, s[i])
-        tot = 0.0
-        for i in range(n):
-            tot += math.exp(s[i] - smax)
-        for i in range(n):
-            out[i] = -np.inf if write_v else np.inf
-            d[i] = np.inf
-            alpha[i] = math.exp(s[i] - smax) / tot
-            if nb:
-                beta[i] = 1.0 / npos if w[i] == np.inf else 0.0
+        _kl_inf_w_blocks(s, w, write_v, out, d, alpha, beta, block)
         return True
     if npos != nneg:
         sgn = 1.0 if npos > nneg else -1.0

@@ -571,7 +571,32 @@ def pav_batch_triton(s, w, cw, kind, r, lam, write_v, need_beta, *, block_size=N
         NEED_BETA=bool(need_beta), BLOCK=block_size, D_CAP=_D_CAP,
         MAX_ITER=_NEWTON_MAX_ITER, num_warps=1,
     )
+    _infinite_rows_by_numba(s, w, cw, kind, r, lam, write_v, need_beta,
+                            (out, d, alpha, beta, block))
     return out, d, alpha, beta, block
+
+
+def _infinite_rows_by_numba(s, w, cw, kind, r, lam, write_v, need_beta, outs):
+    """Rows holding an infinite ``s``, ``w`` or ``cw``: solved again by the Numba kernel, which
+    follows the infinity contract of docs/conventions.md (the limit ``M -> infinity`` of
+    ``+-M``; l2 by lexicographic PAV, infinite ``s`` of other kinds as segments of their own,
+    kl/p-norm closed forms for infinite ``w``), and written back: values and derivatives
+    are the Numba kernel's. The kernel itself treats infinities as IEEE numbers, which is not
+    that limit. Costs one device sync per call (the test for such rows), and a copy of those
+    rows to the host and back where there are any (rare: ``-inf`` padding, say)."""
+    bad = (torch.isinf(s).any(1) | torch.isinf(w).any(1) | torch.isinf(cw).any(1)).nonzero()
+    if bad.numel() == 0:
+        return
+    from . import pav as _numba_pav  # Numba: CPU; imported only when needed
+
+    rows = bad[:, 0]
+    host = [a[rows].to(torch.float64).cpu().numpy() for a in (s, w, cw)]
+    ref = _numba_pav.pav_batch(*host, int(kind), float(r), float(lam), bool(write_v),
+                               bool(need_beta))
+    for dst, src in zip(outs, ref):
+        if dst.shape[1] == 0:
+            continue
+        dst[rows] = torch.from_numpy(src).to(dtype=dst.dtype, device=dst.device)
 
 
 def _compile_cuda(kind, r, write_v=False, need_beta=False, dtype="fp64", arch=90):

@@ -69,8 +69,11 @@ def _pav_numba(s, w, cw, kind, r, lam, write_v, need_beta):
 
 
 def _pav_triton(s, w, cw, kind, r, lam, write_v, need_beta):
-    from ...isotonic import triton_pav  # lazy: imports triton
+    from ...isotonic import triton_parallel, triton_pav  # lazy: imports triton
 
+    if triton_parallel.use_parallel(s.shape[0], s.shape[-1], s, w, cw):  # long rows
+        return triton_parallel.pav_batch_triton_parallel(s, w, cw, kind, float(r), float(lam),
+                                                         write_v, need_beta)
     return triton_pav.pav_batch_triton(s, w, cw, kind, float(r), float(lam), write_v, need_beta)
 
 

@@ -49,7 +49,7 @@ import torch
 
 from ...core import registry as R
 from ...core import validation as V
-from ...core.backend import NUMPY
+from ...core.backend import NUMPY, NUMPY_WINDOWS
 from ...core.jacobian import BlockJacobian, apply
 from .backend import TORCH, TorchBackend
 
@@ -174,7 +174,7 @@ def _jacobian(op, in_perm, block, a, b, c, host):
 # The kernels, on [m, n] rows of real tensors.
 
 
-def _forward_impl(x, strength, name, fields, host_jac=None):
+def _forward_impl(x, strength, name, fields, windows=False, host_jac=None):
     """``(y2, in_perm, block, a, b, c)``: the operator on rows and its residuals.
 
     ``host_jac``: a list that receives the NumPy `BlockJacobian` on the CPU path (the eager
@@ -185,6 +185,9 @@ def _forward_impl(x, strength, name, fields, host_jac=None):
     ``strength`` is a Python float or a 0-d float64 tensor. The CPU path reads its value (and
     checks it, as tensors are not checked at the boundary); the device path keeps it a tensor
     (no host sync: a strength tensor on an accelerator is not checked for positivity).
+    ``windows`` (plain eager CPU only, never behind a custom op's fixed output shapes): the
+    partial top-k rows may return window residuals, narrower than ``x``
+    (`backend.NumpyWindowBackend`), and read float32 rows without a float64 copy.
     """
     op, opts = _decode(name, fields)
     m, n = x.shape
@@ -200,7 +203,11 @@ def _forward_impl(x, strength, name, fields, host_jac=None):
         eps = float(strength)
         if isinstance(strength, torch.Tensor):  # a Python float was checked at the boundary
             V.check_strength(eps)
-        y, jac = op.rows(_np64(x), eps, opts, NUMPY)
+        if windows and op.takes_k:
+            xin = _np64(x) if x.dtype != torch.float32 else np.ascontiguousarray(x.detach())
+            y, jac = op.rows(xin, eps, opts, NUMPY_WINDOWS)
+        else:
+            y, jac = op.rows(_np64(x), eps, opts, NUMPY)
         y = _from_np(y, x.dtype)
         res = tuple(torch.from_numpy(np.asarray(r)) for r in
                     (jac.in_perm, jac.block, jac.a, jac.b, jac.c))
@@ -221,7 +228,10 @@ def _linear_impl(transpose, v, in_perm, block, a, b, c, name):
     host = not _device_path(a)
     jac = _jacobian(R.get(name), in_perm, block, a, b, c, host)
     if host:
-        return _from_np(apply(jac, _np64(v), transpose=transpose), v.dtype)
+        # Window residuals (`_forward_impl`): a float32 cotangent is read as it is.
+        window = n < v.shape[-1] and v.dtype == torch.float32
+        vin = np.ascontiguousarray(v.detach()) if window else _np64(v)
+        return _from_np(apply(jac, vin, transpose=transpose), v.dtype)
     return apply(jac, v.to(a.dtype), transpose=transpose, xp=TORCH).to(v.dtype).contiguous()
 
 
@@ -543,7 +553,7 @@ class _SoftOpEager(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x2, s, name, fields, exact2, learn):
         host: list = []
-        y, *res = _forward_impl(x2, s, name, fields, host)
+        y, *res = _forward_impl(x2, s, name, fields, windows=True, host_jac=host)
         saved = (x2, *res, s, y) if isinstance(s, torch.Tensor) else (x2, *res)
         ctx.save_for_backward(*saved)
         ctx.save_for_forward(*saved)
@@ -559,7 +569,10 @@ class _SoftOpEager(torch.autograd.Function):
                 and _plain_eager(gy)):
             # The CPU fast path: J^T gy with the NumPy residuals kept by forward (no graph to
             # build: grad mode is off, as in a plain ``backward()``).
-            return (_from_np(apply(jac, _np64(gy), transpose=True), gy.dtype),) + (None,) * 5
+            # Window residuals (`_forward_impl`): a float32 cotangent is read as it is.
+            window = jac.a.shape[-1] < gy.shape[-1] and gy.dtype == torch.float32
+            gin = np.ascontiguousarray(gy.detach()) if window else _np64(gy)
+            return (_from_np(apply(jac, gin, transpose=True), gy.dtype),) + (None,) * 5
         return _backward(ctx, gy) + (None,) * 4
 
     @staticmethod
