@@ -19,13 +19,13 @@ from softorder._src import _numba
 
 PKG = Path(softorder.__file__).resolve().parent
 
-# Prints the l2 soft rank (fused kernel `_zside_ser` inlining `_pav_row`) and whether the
-# fused kernel was loaded from the cache.
+# Prints the l2 soft rank (fused kernel `_zside_ser` inlining pav.py's `_mean_merge`: the
+# strength pools the whole row) and whether the fused kernel was loaded from the cache.
 SCRIPT = (
     "import numpy as np\n"
     "import softorder.numpy as snp\n"
     "from softorder._src.core import fused\n"
-    "y = snp.soft_rank(np.array([[3.0, 1.0, 2.0]]), regularization_strength=0.1)\n"
+    "y = snp.soft_rank(np.array([[3.0, 1.0, 2.0]]), regularization_strength=10.0)\n"
     "print(y.ravel().tolist())\n"
     "print(sum(fused._zside_ser.stats.cache_hits.values()))\n"
 )
@@ -53,12 +53,12 @@ def test_editing_pav_recompiles_the_fused_kernels_that_inline_it(tmp_path):
     again, hits = _run(src_root, env)
     assert (again, hits > 0) == (first, True)  # loaded from the cache
 
-    # A mutant of the shared PAV kernel: every l2 singleton's value moves by 1.
+    # A mutant of the shared PAV code: every merged block mean moves by 1.
     pav = src_root / "softorder" / "_src" / "isotonic" / "pav.py"
     text = pav.read_text()
-    needle = "            offset[top] = -wf\n        elif kind == KIND_KL:\n"
+    needle = "    return ma + diff * (nb / (na + nb))\n"
     assert text.count(needle) == 1
-    pav.write_text(text.replace(needle, needle.replace("-wf", "-wf + 1.0")))
+    pav.write_text(text.replace(needle, needle.replace("))\n", ")) + 1.0\n")))
     mutated, hits = _run(src_root, env)
     assert hits == 0  # recompiled, not loaded
     assert mutated != first

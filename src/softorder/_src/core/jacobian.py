@@ -121,6 +121,9 @@ def _out_perm(jac):
     return jac.out_perm, True
 
 
+_CHECKED_FIELDS = ("in_perm", "out_perm", "block", "b", "c")
+
+
 def _checked(jac: BlockJacobian, t, name):
     """``t`` as C-contiguous ``[m, n]`` (float64; float32 kept for window residuals), after
     checking it and the residuals against each other: the kernels index with
@@ -128,17 +131,16 @@ def _checked(jac: BlockJacobian, t, name):
     them. Window residuals (`is_window`: ``[m, w]`` with ``w < n``, both permutations given)
     have their indices checked against ``n`` (``O(w)``)."""
     t = np.asarray(t)
-    if np.iscomplexobj(t):
+    kind = t.dtype.kind
+    if kind == "c":
         raise TypeError(f"{name} must be real, got dtype {t.dtype} (shape {t.shape})")
-    if not (np.issubdtype(t.dtype, np.floating) or np.issubdtype(t.dtype, np.integer)
-            or t.dtype == np.bool_):
+    if kind not in "fiub":
         raise TypeError(f"{name} must be a real array, got dtype {t.dtype} (shape {t.shape})")
     shape = jac.a.shape
     window = is_window(jac, t.shape)
     if t.shape != shape and not window:
         raise ValueError(f"{name} has shape {t.shape}; the residuals are for shape {shape}")
-    for field in ("in_perm", "out_perm", "block", "b", "c"):
-        arr = getattr(jac, field)
+    for field, arr in zip(_CHECKED_FIELDS, (jac.in_perm, jac.out_perm, jac.block, jac.b, jac.c)):
         if arr is not None and arr.shape != shape:
             raise ValueError(f"residual {field} has shape {arr.shape}, expected {shape}")
     if window:

@@ -16,6 +16,7 @@ raise); kernels compute in float64. A row holding NaN gives NaN in that row only
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -62,13 +63,17 @@ class Residuals(NamedTuple):
 
 
 def _to_rows(x, axis):
-    xm = np.moveaxis(x, axis, -1)
-    n = xm.shape[-1]
-    return np.ascontiguousarray(xm.reshape(int(np.prod(xm.shape[:-1])), n), np.float64), xm.shape
+    """``x`` with ``axis`` (normalized) moved last, as C-contiguous float64 ``[m, n]`` rows."""
+    xm = x if axis == x.ndim - 1 else np.moveaxis(x, axis, -1)
+    shape = xm.shape
+    return np.ascontiguousarray(xm.reshape(math.prod(shape[:-1]), shape[-1]), np.float64), shape
 
 
 def _from_rows(y2, shape, axis, dtype):
-    return np.moveaxis(y2.reshape(shape), -1, axis).astype(dtype, copy=False)
+    y = y2.reshape(shape)
+    if axis != len(shape) - 1:
+        y = np.moveaxis(y, -1, axis)
+    return y.astype(dtype, copy=False)
 
 
 def _prepare(x, axis):
@@ -80,12 +85,15 @@ def _prepare(x, axis):
 def _check_tangent(res: Residuals, t, name):
     """A tangent/cotangent of the residuals' layout: real, floating or integer, right shape."""
     t = np.asarray(t)
-    if t.dtype.kind == "c":
+    kind = t.dtype.kind
+    if kind == "c":
         raise TypeError(f"{name} must be real; got complex values with shape {t.shape}.")
-    if t.dtype.kind not in "fiub":
+    if kind not in "fiub":
         raise TypeError(f"{name} must be an array of real numbers; got dtype {t.dtype}.")
-    moved = list(res.shape)
-    shape = tuple(moved[:-1][:res.axis] + [moved[-1]] + moved[:-1][res.axis:])
+    shape = res.shape
+    if res.axis != len(shape) - 1:
+        moved = list(shape)
+        shape = tuple(moved[:-1][:res.axis] + [moved[-1]] + moved[:-1][res.axis:])
     if t.shape != shape:
         raise ValueError(f"{name} must have the shape of the operator's input/output {shape}; "
                          f"got {t.shape}.")

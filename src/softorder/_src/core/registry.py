@@ -480,7 +480,23 @@ class Operator:
     n_inputs: int = 1
 
     def make_options(self, *, shape=None, axis=-1, **kwargs) -> Options:
-        """Validate keyword options (``k`` needs the input's ``shape`` and ``axis``)."""
+        """Validate keyword options (``k`` needs the input's ``shape`` and ``axis``).
+
+        Options are frozen, so a call with the same plain Python values (checked by type and
+        value: ``True`` and ``1`` differ) returns the options validated before; other values
+        (arrays, symbolic sizes) are validated every time, and errors are never cached."""
+        key = _options_key(self, shape, axis, kwargs)
+        if key is None:
+            return self._make_options(shape=shape, axis=axis, **kwargs)
+        opts = _OPTIONS_CACHE.get(key)
+        if opts is None:
+            opts = self._make_options(shape=shape, axis=axis, **kwargs)
+            if len(_OPTIONS_CACHE) >= _OPTIONS_CACHE_SIZE:
+                _OPTIONS_CACHE.clear()
+            _OPTIONS_CACHE[key] = opts
+        return opts
+
+    def _make_options(self, *, shape=None, axis=-1, **kwargs) -> Options:
         if self.takes_k:
             shape = tuple(shape)
             ax = V.check_axis(axis, len(shape), shape, kwargs.pop("axis_name", "axis"))
@@ -495,6 +511,30 @@ class Operator:
                 f"{self.name}(straight_through=True) has no derivative in the strength (the "
                 "value is the hard operator's); pass the strength as a constant.")
         return self.strength_tangent_fn(x2, y2, jac, strength, options, xp)
+
+
+_PLAIN = (bool, int, float, str, type(None))
+_OPTIONS_CACHE: dict = {}
+_OPTIONS_CACHE_SIZE = 1024
+
+
+def _options_key(op: Operator, shape, axis, kwargs):
+    """The cache key of `Operator.make_options`, or None where a value is not a plain Python
+    bool/int/float/str/None (those are validated every call). Only the top-k options depend
+    on the shape and axis (through ``k``)."""
+    items = []
+    for name, v in kwargs.items():
+        if type(v) not in _PLAIN:
+            return None
+        items.append((name, type(v), v))
+    if op.takes_k:
+        if type(axis) is not int or shape is None:
+            return None
+        shape = tuple(shape)
+        if any(type(d) is not int for d in shape):
+            return None
+        return op.name, shape, axis, tuple(items)
+    return op.name, tuple(items)
 
 
 OPERATORS: dict[str, Operator] = {}

@@ -174,8 +174,13 @@ def _jacobian(op, in_perm, block, a, b, c, host):
 # The kernels, on [m, n] rows of real tensors.
 
 
-def _forward_impl(x, strength, name, fields, windows=False):
+def _forward_impl(x, strength, name, fields, windows=False, host_jac=None):
     """``(y2, in_perm, block, a, b, c)``: the operator on rows and its residuals.
+
+    ``host_jac``: a list that receives the NumPy `BlockJacobian` on the CPU path (the eager
+    Function keeps it for its backward, skipping the tensor -> array conversions there);
+    then the outputs are returned as made (no alias check: only a custom op's outputs must
+    not alias).
 
     ``strength`` is a Python float or a 0-d float64 tensor. The CPU path reads its value (and
     checks it, as tensors are not checked at the boundary); the device path keeps it a tensor
@@ -206,6 +211,9 @@ def _forward_impl(x, strength, name, fields, windows=False):
         y = _from_np(y, x.dtype)
         res = tuple(torch.from_numpy(np.asarray(r)) for r in
                     (jac.in_perm, jac.block, jac.a, jac.b, jac.c))
+        if host_jac is not None:
+            host_jac.append(jac)
+            return (y, *res)
     y = y.to(x.dtype)
     if y.data_ptr() == x.data_ptr():  # pragma: no cover - the cores never return their input
         y = y.clone()
@@ -544,15 +552,27 @@ class _SoftOpEager(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x2, s, name, fields, exact2, learn):
-        y, *res = _forward_impl(x2, s, name, fields, windows=True)
+        host: list = []
+        y, *res = _forward_impl(x2, s, name, fields, windows=True, host_jac=host)
         saved = (x2, *res, s, y) if isinstance(s, torch.Tensor) else (x2, *res)
         ctx.save_for_backward(*saved)
         ctx.save_for_forward(*saved)
         ctx.flags = (name, fields, exact2)
+        ctx.host_jac = host[0] if host else None
         return y
 
     @staticmethod
     def backward(ctx, gy):
+        jac = ctx.host_jac
+        if (jac is not None and not torch.is_grad_enabled() and ctx.needs_input_grad[0]
+                and not ctx.needs_input_grad[1]
+                and _plain_eager(gy)):
+            # The CPU fast path: J^T gy with the NumPy residuals kept by forward (no graph to
+            # build: grad mode is off, as in a plain ``backward()``).
+            # Window residuals (`_forward_impl`): a float32 cotangent is read as it is.
+            window = jac.a.shape[-1] < gy.shape[-1] and gy.dtype == torch.float32
+            gin = np.ascontiguousarray(gy.detach()) if window else _np64(gy)
+            return (_from_np(apply(jac, gin, transpose=True), gy.dtype),) + (None,) * 5
         return _backward(ctx, gy) + (None,) * 4
 
     @staticmethod
@@ -627,15 +647,18 @@ def _call(name, x, k, dim, strength, **options):
         if key in options:
             _static_number(options[key], key, cast)
     opts = op.make_options(shape=tuple(x.shape), axis=dim, axis_name="dim", **options)
-    xm = x.movedim(ax, -1)
+    last = ax == x.ndim - 1
+    xm = x if last else x.movedim(ax, -1)
     shape = xm.shape
-    x2 = xm.reshape(math.prod(shape[:-1]), shape[-1])
+    x2 = xm if x.ndim == 2 and last else xm.reshape(math.prod(shape[:-1]), shape[-1])
     args = (name, _fields(opts), opts.exact_second_order, isinstance(strength, torch.Tensor))
     if _plain_eager(x2, *([strength] if isinstance(strength, torch.Tensor) else [])):
         y2 = _SoftOpEager.apply(x2, _strength(strength, x, False), *args)
     else:
         fn = _SoftOpCompiled if torch.compiler.is_compiling() else _SoftOp
         y2 = fn.apply(x2, _strength(strength, x, True), *args)[0]
+    if last:
+        return y2 if x.ndim == 2 else y2.reshape(shape)
     return y2.reshape(shape).movedim(-1, ax)
 
 
