@@ -378,8 +378,10 @@ def finalize(s, w, cw, block, kind, r, lam, write_v=False, need_beta=False, diff
             sg = jnp.where(npos > nneg, 1.0, -1.0).astype(s.dtype)
             u = jnp.where(ub, sg * inf, u)
             gamma = jnp.where(ub, -sg * inf, gamma)
-            d = jnp.where(ub, _dphi(sg * inf + 0.0 * s, r), d)
-            alpha = jnp.where(ub, 1.0 / n, alpha)
+            # phi'(+-inf) is a constant of the limit (inf, 1 or 0): computed off the graph, as
+            # phi'' at inf is inf and a reverse pass through it would give 0 * inf = NaN.
+            d = jnp.where(ub, lax.stop_gradient(_dphi(jnp.full_like(s, inf), r)), d)
+            alpha = jnp.where(ub, 1.0 / max(n, 1), alpha)  # n = 0: no entry (never 1 / 0)
     # Every entry at one infinity: singletons, u = w, identity Jacobian.
     u = jnp.where(same, w, u)
     gamma = jnp.where(same, s - w, gamma)
