@@ -339,7 +339,7 @@ def finalize(s, w, cw, block, kind, r, lam, write_v=False, need_beta=False, diff
             beta = jnp.where(big, bt, 1.0)
         # Rows with +inf in w: one block, u = +inf, alpha = softmax(s), beta on the +inf.
         kc = closed & ~same
-        smax = lax.stop_gradient(jnp.max(sf, axis=-1, keepdims=True))
+        smax = lax.stop_gradient(jnp.max(sf, axis=-1, keepdims=True, initial=-inf))
         e = jnp.exp(sf - smax)
         u = jnp.where(kc, inf, u)
         gamma = jnp.where(kc, -inf, gamma)
