@@ -261,7 +261,9 @@ def _stats(s, w, cw, block, kind, r, lam, differentiable):
         mwr = lax.stop_gradient(_block_max(jnp.where(wneg, -jnp.inf, wf), block))
         allneg = mwr == -jnp.inf  # every w = -M: the value is +M + LSE(s_B) - log |B|
         mw = jnp.where(allneg, 0.0, mwr)
-        ew = block_sum(jnp.where(wneg, 0.0, jnp.exp(wf - mw)), block)
+        # Double where: exp at a w = -inf entry is taken at 0 (it may overflow, and a reverse
+        # pass would give 0 * inf = NaN through the branch not taken).
+        ew = block_sum(jnp.where(wneg, 0.0, jnp.exp(jnp.where(wneg, mw, wf) - mw)), block)
         ew = jnp.where(allneg, 1.0, ew)
         off = jnp.log(es / ew) - mw
         u = (sf - ms) - off
@@ -333,9 +335,13 @@ def finalize(s, w, cw, block, kind, r, lam, write_v=False, need_beta=False, diff
         al = jnp.exp(sf - ex["ms"]) / ex["es"]
         big = size > 1
         alpha = jnp.where(big, al, 1.0)
-        d = jnp.where(big, al * ex["ew"] * jnp.exp(ex["mw"]), jnp.exp(u))
+        # Each branch's exp is taken at 0 where the other is selected (double where).
+        d = jnp.where(big, al * ex["ew"] * jnp.exp(jnp.where(big, ex["mw"], 0.0)),
+                      jnp.exp(jnp.where(big, 0.0, u)))
         if need_beta:
-            bt = jnp.where(ex["wneg"], 0.0, jnp.exp(ex["wf"] - ex["mw"])) / ex["ew"]
+            wneg = ex["wneg"]
+            bt = jnp.where(wneg, 0.0, jnp.exp(jnp.where(wneg, ex["mw"], ex["wf"]) - ex["mw"]))
+            bt = bt / ex["ew"]
             beta = jnp.where(big, bt, 1.0)
         # Rows with +inf in w: one block, u = +inf, alpha = softmax(s), beta on the +inf.
         kc = closed & ~same
