@@ -339,3 +339,17 @@ def test_tied_tiny_values_at_a_huge_strength_sort_without_a_crash(p):
     x = np.array([[-1e-162, -1e-162]])
     y, _ = _run("soft_sort", dict(regularization="pnorm", p=p), x, 1e108, R.NUMPY, 0)
     np.testing.assert_allclose(y, x, rtol=1e-15, atol=0)
+
+
+def test_pnorm_sort_of_huge_opposite_entries_does_not_depend_on_their_size():
+    # [M, 1, M, -M, 0, -M], p = 3: from M ~ 1e20 on the sort no longer depends on M (the
+    # limit). The block equation's bracket then spans ~M: bisecting it arithmetically took
+    # one step per binade, more than the Newton budget, and returned -4.5e69 at M = 1e100
+    # (geometric bisection, `pav._bracket_middle`, fixes it).
+    def row(m):
+        return so.soft_sort(_a(m, 1, m, -m, 0, -m), regularization="pnorm", p=3.0)
+
+    ref = row(1e20)
+    assert np.all(np.diff(ref) > 0) and np.all(np.abs(ref) < 2)
+    for m in (1e50, 1e80, 1e100, 1e150):
+        np.testing.assert_allclose(row(m), ref, rtol=1e-12, atol=1e-12)

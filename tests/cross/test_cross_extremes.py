@@ -188,9 +188,8 @@ def test_public_jax_derivatives_on_infinite_entries_equal_numpy(jax_backend, cas
 # Remaining issue-8 defects of these backends (strict: a fix shows up as a failure here).
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 3: the generic row operators form x / "
-                   "strength, which overflows to +inf at strength 1e-300 (ranks [2, 2, 2]); "
-                   "the fused kernels split the row there")
+# Fixed (issue 8 item 3): the generic row operators split the row where x / strength would
+# overflow, as the fused kernels do.
 @pytest.mark.parametrize("path", ["numpy-generic", "jax", "torch"])
 def test_generic_ranks_of_large_values_at_a_tiny_strength_are_exact(path):
     xp, native, back = _backend(path)

@@ -177,6 +177,30 @@ def _mag_cubic(lam, wsum, nn, mean, m2, m3):
 
 
 @njit
+def _bracket_middle(lo, hi):
+    """A point strictly inside ``(lo, hi)`` that halves the bracket in floating-point terms:
+    the arithmetic middle when both ends have one sign and lie within a factor 4; else 0
+    (a bracket holding 0) or the geometric middle of the magnitudes. A bracket spanning
+    hundreds of binades (``phi(u) = |u|^r`` with ``r < 1`` at huge inputs) then shrinks to
+    one binade in ``log2(log2(hi / lo))`` steps, where the arithmetic middle needs one step
+    per binade (more than ``NEWTON_MAX_ITER`` for a bracket of 1e100)."""
+    if lo < 0.0 < hi:
+        if -4.0 * lo < hi or 4.0 * hi < -lo:
+            return 0.0
+        return 0.5 * lo + 0.5 * hi
+    neg = hi <= 0.0
+    a = -hi if neg else lo
+    b = -lo if neg else hi
+    if b <= 4.0 * a:
+        mid = 0.5 * a + 0.5 * b
+    else:
+        mid = math.exp(0.5 * (math.log(max(a, 5e-324)) + math.log(b)))
+        if not (a < mid < b):
+            mid = 0.5 * a + 0.5 * b
+    return -mid if neg else mid
+
+
+@njit
 def _solve_block(s, start, end, c, wsum, r, lam, mag, lo, hi, g0=np.nan):
     """Root g' of F(g') = sum_B phi_lam(s_i - c - g') - (c + g' if mag else 1) * wsum.
 
@@ -219,10 +243,10 @@ def _solve_block(s, start, end, c, wsum, r, lam, mag, lo, hi, g0=np.nan):
         if fp > 0.0 and abs(f) <= 0.5 * fprev:
             gn = g + f / fp
         else:
-            gn = 0.5 * (lo + hi)
+            gn = _bracket_middle(lo, hi)
         fprev = abs(f)
         if not (lo < gn < hi):
-            gn = 0.5 * (lo + hi)
+            gn = _bracket_middle(lo, hi)
         tol = NEWTON_RTOL * max(abs(g), abs(gn), 1e-300)
         if abs(gn - g) <= tol or hi - lo <= tol:
             return gn
