@@ -75,6 +75,7 @@ from .regularizers import NEWTON_MAX_ITER as _NEWTON_MAX_ITER
 from .triton_pav import (
     _bits,
     _dphi,
+    _entry_outputs,
     _logaddexp,
     _phi_inv,
     _rcode,
@@ -549,45 +550,11 @@ def _out_kernel(
     st0 = tl.load(st_row + bid, mask=msk, other=1.0)
     st1 = tl.load(st_row + n + bid, mask=msk, other=0.0)
     u = sv - gb
-    o = gb if WRITE_V else u
-    bet = tl.zeros([BLOCK], CDT)
-    if KIND == 0:
+    if KIND == 0:  # the compensated l2 weight sum (its error term in the spare slot)
         st0 = st0 + tl.load(st_row + 2 * n + bid, mask=msk, other=0.0)
-        cv = tl.load(cw_ptr + base + offs, mask=msk, other=0.0).to(CDT)
-        dv = tl.zeros([BLOCK], CDT) + 1.0
-        al = tl.where(size > 1.0, cv / st0, 1.0)
-        uh = wsum / size
-    elif KIND == 1:
-        dv = tl.exp(u)
-        al = tl.where(size > 1.0, tl.exp(sv - st0), 1.0)
-        if NEED_BETA:
-            bet = tl.where(size > 1.0, tl.exp(wv - st1), 1.0)
-        uh = st1 - tl.log(size)
-    else:
-        lam_b = lam if IS_MAG else 1.0
-        dp = _dphi(u / lam_b, r, RCODE, D_CAP) / lam_b
-        tot = tl.load(aux_row + bid, mask=msk, other=0.0)
-        if IS_MAG:
-            st4 = tl.load(st_row + 4 * n + bid, mask=msk, other=0.0)
-            tot += st4
-            dv = 1.0 + dp
-            al = tl.where(tot > 0.0, dp / tl.where(tot > 0.0, tot, 1.0), 1.0 / size)
-            uh = tl.where(wsum > 0.0, float("inf"), 0.0)
-        else:
-            dv = tl.where(size == 1.0, 0.0, dp)
-            al = tl.where(tot > 0.0, dp / tl.where(tot > 0.0, tot, 1.0), 1.0 / size)
-            al = tl.where(size == 1.0, 1.0, al)
-            uh = _phi_inv(wsum / size, r, RCODE)
-    # Blocks holding an infinite entry (not sent here by `use_parallel`; kept as the
-    # sequential kernel does so that a direct call is not silently different).
-    blk_inf = ninf > 0.0
-    if WRITE_V:
-        o = tl.where(blk_inf, sv, o)
-    else:
-        o = tl.where(blk_inf, uh, o)
-    dv = tl.where(blk_inf, 0.0, dv)
-    al = tl.where(blk_inf, 1.0 / size, al)
-    bet = tl.where(blk_inf, 1.0 / size, bet)
+    o, dv, al, bet = _entry_outputs(sv, wv, cw_ptr + base + offs, u, gb, size, ninf, wsum, st0,
+                                    st1, st_row, aux_row, bid, msk, n, lam, r, KIND, IS_MAG,
+                                    WRITE_V, NEED_BETA, RCODE, D_CAP, BLOCK, CDT)
     nan = float("nan")
     tl.store(out_ptr + base + offs, tl.where(has_nan, nan, o), mask=msk)
     tl.store(d_ptr + base + offs, tl.where(has_nan, nan, dv), mask=msk)

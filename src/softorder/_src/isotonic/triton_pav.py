@@ -214,6 +214,57 @@ def _segmented_add(v1, i1, w1, f1, v2, i2, w2, f2):
 
 
 @triton.jit
+def _entry_outputs(sv, wv, cw_ptrs, u, gb, size, ninf, wsum, st0, st1, st_row, aux_row, bid,
+                   msk, n, lam, r, KIND: tl.constexpr, IS_MAG: tl.constexpr,
+                   WRITE_V: tl.constexpr, NEED_BETA: tl.constexpr, RCODE: tl.constexpr,
+                   D_CAP: tl.constexpr, BLOCK: tl.constexpr, CDT: tl.constexpr):
+    """``(out, d, alpha, beta)`` of one tile of entries from their block's statistics, in
+    ``CDT``: shared by this module's kernel and `triton_parallel._out_kernel`. ``sv``/``wv``:
+    the entries' ``s``/``w``; ``gb``: the block value; ``size``, ``ninf``, ``wsum``: the
+    block's length, infinite-entry count and weight sum; ``st0``/``st1``: its l2 weight sum
+    (or kl log-sum-exp of ``s``) and kl log-sum-exp of ``w``; ``cw_ptrs``: the entries' l2
+    weights (read for l2 only)."""
+    o = gb if WRITE_V else u
+    bet = tl.zeros([BLOCK], CDT)
+    if KIND == 0:
+        cv = tl.load(cw_ptrs, mask=msk, other=0.0).to(CDT)
+        dv = tl.zeros([BLOCK], CDT) + 1.0
+        al = tl.where(size > 1.0, cv / st0, 1.0)
+        uh = wsum / size
+    elif KIND == 1:
+        dv = tl.exp(u)
+        al = tl.where(size > 1.0, tl.exp(sv - st0), 1.0)
+        if NEED_BETA:
+            bet = tl.where(size > 1.0, tl.exp(wv - st1), 1.0)
+        uh = st1 - tl.log(size)
+    else:
+        lam_b = lam if IS_MAG else 1.0
+        dp = _dphi(u / lam_b, r, RCODE, D_CAP) / lam_b
+        tot = tl.load(aux_row + bid, mask=msk, other=0.0)
+        if IS_MAG:
+            tot += tl.load(st_row + 4 * n + bid, mask=msk, other=0.0)
+            dv = 1.0 + dp
+            al = tl.where(tot > 0.0, dp / tl.where(tot > 0.0, tot, 1.0), 1.0 / size)
+            uh = tl.where(wsum > 0.0, float("inf"), 0.0)
+        else:
+            # As the Numba kernel: a singleton's z-Jacobian is exactly 0 (d = 0).
+            dv = tl.where(size == 1.0, 0.0, dp)
+            al = tl.where(tot > 0.0, dp / tl.where(tot > 0.0, tot, 1.0), 1.0 / size)
+            al = tl.where(size == 1.0, 1.0, al)
+            uh = _phi_inv(wsum / size, r, RCODE)
+    # Blocks holding an infinite entry: the hard value, zero derivative weights.
+    blk_inf = ninf > 0.0
+    if WRITE_V:
+        o = tl.where(blk_inf, sv, o)  # v is +-inf with the block's entries
+    else:
+        o = tl.where(blk_inf, uh, o)
+    dv = tl.where(blk_inf, 0.0, dv)
+    al = tl.where(blk_inf, 1.0 / size, al)
+    bet = tl.where(blk_inf, 1.0 / size, bet)
+    return o, dv, al, bet
+
+
+@triton.jit
 def _pav_kernel(
     s_ptr, w_ptr, cw_ptr,
     out_ptr, d_ptr, alpha_ptr, beta_ptr, block_ptr,
@@ -437,44 +488,9 @@ def _pav_kernel(
         st0 = tl.load(st_row + bid, mask=msk, other=1.0)
         st1 = tl.load(st_row + n + bid, mask=msk, other=0.0)
         u = sv - gb
-        o = gb if WRITE_V else u
-        bet = tl.zeros([BLOCK], tl.float64)
-        if KIND == 0:
-            cv = tl.load(cw_row + offs, mask=msk, other=0.0).to(tl.float64)
-            dv = tl.full([BLOCK], 1.0, tl.float64)
-            al = tl.where(size > 1.0, cv / st0, 1.0)
-            uh = wsum / size
-        elif KIND == 1:
-            dv = tl.exp(u)
-            al = tl.where(size > 1.0, tl.exp(sv - st0), 1.0)
-            if NEED_BETA:
-                bet = tl.where(size > 1.0, tl.exp(wv - st1), 1.0)
-            uh = st1 - tl.log(size)
-        else:
-            lam_b = lam if IS_MAG else 1.0
-            dp = _dphi(u / lam_b, r, RCODE, D_CAP) / lam_b
-            tot = tl.load(aux_row + bid, mask=msk, other=0.0)
-            if IS_MAG:
-                st4 = tl.load(st_row + 4 * n + bid, mask=msk, other=0.0)
-                tot += st4
-                dv = 1.0 + dp
-                al = tl.where(tot > 0.0, dp / tl.where(tot > 0.0, tot, 1.0), 1.0 / size)
-                uh = tl.where(wsum > 0.0, float("inf"), 0.0)
-            else:
-                # As the Numba kernel: a singleton's z-Jacobian is exactly 0 (d = 0).
-                dv = tl.where(size == 1.0, 0.0, dp)
-                al = tl.where(tot > 0.0, dp / tl.where(tot > 0.0, tot, 1.0), 1.0 / size)
-                al = tl.where(size == 1.0, 1.0, al)
-                uh = _phi_inv(wsum / size, r, RCODE)
-        # Blocks holding an infinite entry: the hard value, zero derivative weights.
-        blk_inf = ninf > 0.0
-        if WRITE_V:
-            o = tl.where(blk_inf, sv, o)  # v is +-inf with the block's entries
-        else:
-            o = tl.where(blk_inf, uh, o)
-        dv = tl.where(blk_inf, 0.0, dv)
-        al = tl.where(blk_inf, 1.0 / size, al)
-        bet = tl.where(blk_inf, 1.0 / size, bet)
+        o, dv, al, bet = _entry_outputs(sv, wv, cw_row + offs, u, gb, size, ninf, wsum, st0, st1,
+                                        st_row, aux_row, bid, msk, n, lam, r, KIND, IS_MAG,
+                                        WRITE_V, NEED_BETA, RCODE, D_CAP, BLOCK, tl.float64)
         tl.store(out_ptr + base + offs, tl.where(has_nan, nan, o), mask=msk)
         tl.store(d_ptr + base + offs, tl.where(has_nan, nan, dv), mask=msk)
         tl.store(alpha_ptr + base + offs, tl.where(has_nan, nan, al), mask=msk)
