@@ -77,9 +77,9 @@ from .triton_pav import (
     _dphi,
     _entry_outputs,
     _logaddexp,
-    _phi_inv,
     _rcode,
     _segmented_add,
+    _singleton,
     _solve_block,
     _solve_cubic,
     is_interpreted,
@@ -96,50 +96,6 @@ BIG_BATCH = 1024
 
 # --------------------------------------------------------------------------------------------
 # Block helpers.
-
-
-@triton.jit
-def _singleton(s_row, i, si, wi, ci, r, lam, KIND: tl.constexpr, RCODE: tl.constexpr,
-               BLOCK: tl.constexpr, D_CAP: tl.constexpr, MAX_ITER: tl.constexpr):
-    """Statistics ``(c0..c4)`` and value ``g`` of the one-entry block ``{i}``."""
-    zero = si * 0.0
-    if KIND == 0:
-        c0 = ci
-        c1 = ci * (si - wi)
-        c2 = zero
-        c3 = zero
-        c4 = zero
-        g = si - wi
-    elif KIND == 1:
-        c0 = si
-        c1 = wi
-        c2 = zero
-        c3 = zero
-        c4 = zero
-        g = si - wi
-    else:
-        c0 = zero + 1.0
-        c1 = si
-        c2 = zero
-        c3 = zero
-        c4 = wi
-        if KIND == 2:
-            g = si - _phi_inv(wi, r, RCODE)
-        else:
-            if RCODE == 1:
-                g = si / (1.0 + lam * wi)
-                g = tl.where((wi == 0.0) | (tl.abs(si) == float("inf")), si, g)
-            elif RCODE == 3:
-                l3w = lam * lam * lam * wi
-                g = si + _solve_cubic(l3w, l3w * si)
-                g = tl.where((wi == 0.0) | (tl.abs(si) == float("inf")), si, g)
-            else:
-                if (wi == 0.0) | (tl.abs(si) == float("inf")):
-                    g = si
-                else:
-                    g = _solve_block(s_row, i, i + 1, wi, r, lam, tl.minimum(si, 0.0),
-                                     tl.maximum(si, 0.0), True, BLOCK, D_CAP, MAX_ITER)
-    return c0, c1, c2, c3, c4, g
 
 
 @triton.jit

@@ -214,6 +214,52 @@ def _segmented_add(v1, i1, w1, f1, v2, i2, w2, f2):
 
 
 @triton.jit
+def _singleton(s_row, i, si, wi, ci, r, lam, KIND: tl.constexpr, RCODE: tl.constexpr,
+               BLOCK: tl.constexpr, D_CAP: tl.constexpr, MAX_ITER: tl.constexpr):
+    """Statistics ``(c0..c4)`` and value ``g`` of the one-entry block ``{i}`` (``ci``: its l2
+    weight, read for l2 only); shared by this module's kernel (p-norm and magnitude) and
+    `triton_parallel`."""
+    zero = si * 0.0
+    if KIND == 0:
+        c0 = ci
+        c1 = ci * (si - wi)
+        c2 = zero
+        c3 = zero
+        c4 = zero
+        g = si - wi
+    elif KIND == 1:
+        c0 = si
+        c1 = wi
+        c2 = zero
+        c3 = zero
+        c4 = zero
+        g = si - wi
+    else:
+        c0 = zero + 1.0
+        c1 = si
+        c2 = zero
+        c3 = zero
+        c4 = wi
+        if KIND == 2:
+            g = si - _phi_inv(wi, r, RCODE)
+        else:
+            if RCODE == 1:
+                g = si / (1.0 + lam * wi)
+                g = tl.where((wi == 0.0) | (tl.abs(si) == float("inf")), si, g)
+            elif RCODE == 3:
+                l3w = lam * lam * lam * wi
+                g = si + _solve_cubic(l3w, l3w * si)
+                g = tl.where((wi == 0.0) | (tl.abs(si) == float("inf")), si, g)
+            else:
+                if (wi == 0.0) | (tl.abs(si) == float("inf")):
+                    g = si
+                else:
+                    g = _solve_block(s_row, i, i + 1, wi, r, lam, tl.minimum(si, 0.0),
+                                     tl.maximum(si, 0.0), True, BLOCK, D_CAP, MAX_ITER)
+    return c0, c1, c2, c3, c4, g
+
+
+@triton.jit
 def _entry_outputs(sv, wv, cw_ptrs, u, gb, size, ninf, wsum, st0, st1, st_row, aux_row, bid,
                    msk, n, lam, r, KIND: tl.constexpr, IS_MAG: tl.constexpr,
                    WRITE_V: tl.constexpr, NEED_BETA: tl.constexpr, RCODE: tl.constexpr,
@@ -327,27 +373,8 @@ def _pav_kernel(
             c1 = wi
             g = si - wi
         else:
-            c0 = tl.full([], 1.0, tl.float64)
-            c1 = si
-            c2 = tl.zeros([], tl.float64)
-            c3 = tl.zeros([], tl.float64)
-            c4 = wi
-            if KIND == 2:
-                g = si - _phi_inv(wi, r, RCODE)
-            else:
-                if RCODE == 1:
-                    g = si / (1.0 + lam * wi)
-                    g = tl.where((wi == 0.0) | (tl.abs(si) == float("inf")), si, g)
-                elif RCODE == 3:
-                    l3w = lam * lam * lam * wi
-                    g = si + _solve_cubic(l3w, l3w * si)
-                    g = tl.where((wi == 0.0) | (tl.abs(si) == float("inf")), si, g)
-                else:
-                    if (wi == 0.0) | (tl.abs(si) == float("inf")):
-                        g = si
-                    else:
-                        g = _solve_block(s_row, i, i + 1, wi, r, lam, tl.minimum(si, 0.0),
-                                         tl.maximum(si, 0.0), True, BLOCK, D_CAP, MAX_ITER)
+            c0, c1, c2, c3, c4, g = _singleton(s_row, i, si, wi, si, r, lam, KIND, RCODE,
+                                               BLOCK, D_CAP, MAX_ITER)
         # Pool while the block below violates the order (gamma_left <= gamma_right).
         go = (top > 0) & (gl <= g)
         while go:
