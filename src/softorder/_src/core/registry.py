@@ -35,7 +35,7 @@ from ..isotonic.regularizers import D_CAP, KIND_MAG, exponent_r, is_quadratic, k
 from . import fused, partial
 from . import validation as V
 from .backend import NUMPY, NumpyBackend
-from .dykstra import block_alpha, dykstra_with_infinite_groups
+from .dykstra import block_alpha, dykstra_decreasing
 from .jacobian import BlockJacobian, apply
 from .projection import project_rows
 
@@ -295,13 +295,9 @@ def _topk_mask_core(x, strength, o: TopKOptions, xp):
         w = xp.topk_weights(x, o.k)
         perm = xp.argsort_desc(z)
         s = xp.take(z, perm)
-        st = dykstra_with_infinite_groups(s, s - w, xp.ones_like(s), max_iter=o.max_iter,
-                                          tol=o.tol, xp=xp)
+        st = dykstra_decreasing(s - w, xp.ones_like(s), max_iter=o.max_iter, tol=o.tol, xp=xp)
         v, block = st.solution, st.block
-        # A run of +-inf entries (ties at +-M) is one block of its own: its mean weight.
-        inf = (s == float("inf")) | (s == -float("inf"))
-        wmean = xp.segment_sum(w, block) / xp.segment_sum(xp.ones_like(s), block)
-        ys = xp.where(inf, wmean + 0.0 * v, s - v)
+        ys = s - v
         y = xp.put(ys, perm)
         # 0, or NaN on a row holding NaN (Dykstra makes that whole row NaN): its gradient too.
         ones = xp.ones_like(s) + ys * 0.0
@@ -351,13 +347,9 @@ def _topk_magnitude_core(x, strength, o: TopKOptions, xp):
                                            False)
         else:
             omega = 1.0 + lam * w  # weighted isotonic: weights 1/lam + w, targets s/(1+lam w)
-            st = dykstra_with_infinite_groups(s, s / omega, omega, max_iter=o.max_iter,
-                                              tol=o.tol, xp=xp)
+            st = dykstra_decreasing(s / omega, omega, max_iter=o.max_iter, tol=o.tol, xp=xp)
             v, block = st.solution, st.block
-            # |x| = inf (one block at the top): u = inf where it holds a top-k weight, else 0.
-            inf = s == float("inf")
-            held = xp.segment_sum(w, block) > 0
-            u = xp.where(inf, xp.where(held, 0.0 * v + float("inf"), 0.0 * v), s - v)
+            u = s - v
             # v * 0 is 0, or NaN on a row holding NaN (Dykstra makes that whole row NaN).
             d = (xp.ones_like(s) + v * 0.0) * (1.0 + 1.0 / lam)
             alpha = block_alpha(block, omega, xp) / omega
