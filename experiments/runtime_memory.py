@@ -25,7 +25,6 @@ Usage:
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
 
@@ -38,29 +37,14 @@ if os.environ.get("MALLOC_MMAP_THRESHOLD_") is None and __name__ == "__main__":
 import _harness as H
 import numpy as np
 
+# Peak-RSS probes (Linux /proc): the same ones `softorder bench` measures memory with.
+from softorder.bench._frames import _reset_peak, _status_kib
+
 NAME = "runtime_memory"
 METHODS = ("soft_rank l2", "soft_rank kl", "soft_sort l2", "soft_sort kl",
            "allpairs rank", "ot rank", "ot sort", "torch.sort")
 BASELINE_KIND = {"allpairs rank": "allpairs", "ot rank": "sinkhorn", "ot sort": "sinkhorn"}
 MODES = ("forward", "forward+backward")
-
-
-def _status_kib(key: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            m = re.search(key + r":\s+(\d+)", f.read())
-        return int(m.group(1)) if m else None
-    except OSError:
-        return None
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def make_fn(method: str):
