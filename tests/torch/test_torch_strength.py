@@ -11,6 +11,7 @@ from torch.func import grad, jacfwd, jvp, vmap
 
 import softorder.numpy as snp
 import softorder.torch as st
+from softorder._src.core import registry as R
 
 
 def _x(seed, shape=(3, 6)):
@@ -95,7 +96,10 @@ def test_compiled_a_new_strength_does_not_recompile(op, args):
     # 5 float and 5 0-d tensor strengths under torch.compile(fullgraph=True): a 0-d tensor is an
     # operand (one graph for every value); a Python float is specialized on its first value
     # and made dynamic (a SymFloat) on the second, by Dynamo's automatic dynamic: two graphs.
+    # The options cache starts empty, as in a fresh process: the eager calls below fill it, and
+    # a compiled call that read it would be guarded on its contents and recompile.
     torch._dynamo.reset()
+    R._OPTIONS_CACHE.clear()
     cnt = torch._dynamo.testing.CompileCounter()
     f = torch.compile(lambda x, s: getattr(st, op)(x, *args, regularization_strength=s),
                       fullgraph=True, backend=cnt)

@@ -479,13 +479,16 @@ class Operator:
     references: str
     n_inputs: int = 1
 
-    def make_options(self, *, shape=None, axis=-1, **kwargs) -> Options:
+    def make_options(self, *, shape=None, axis=-1, cache=True, **kwargs) -> Options:
         """Validate keyword options (``k`` needs the input's ``shape`` and ``axis``).
 
         Options are frozen, so a call with the same plain Python values (checked by type and
         value: ``True`` and ``1`` differ) returns the options validated before; other values
-        (arrays, symbolic sizes) are validated every time, and errors are never cached."""
-        key = _options_key(self, shape, axis, kwargs)
+        (arrays, symbolic sizes) are validated every time, and errors are never cached.
+        ``cache=False`` validates without reading or writing the cache: a tracer that guards on
+        Python state (torch.compile's Dynamo guards on the dict's contents) must not see it
+        change between calls, or it recompiles on the call after the first."""
+        key = _options_key(self, shape, axis, kwargs) if cache else None
         if key is None:
             return self._make_options(shape=shape, axis=axis, **kwargs)
         opts = _OPTIONS_CACHE.get(key)

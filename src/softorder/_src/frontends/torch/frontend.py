@@ -646,7 +646,8 @@ def _call(name, x, k, dim, strength, **options):
     for key, cast in (("p", "float"), ("tol", "float"), ("max_iter", "int")):
         if key in options:
             _static_number(options[key], key, cast)
-    opts = op.make_options(shape=tuple(x.shape), axis=dim, axis_name="dim", **options)
+    opts = op.make_options(shape=tuple(x.shape), axis=dim, axis_name="dim",
+                           cache=not torch.compiler.is_compiling(), **options)
     last = ax == x.ndim - 1
     xm = x if last else x.movedim(ax, -1)
     shape = xm.shape
@@ -802,7 +803,8 @@ def isotonic_regression(y: torch.Tensor, *, sample_weight: torch.Tensor | None =
             raise ValueError(
                 f"sample_weight must have the shape of y {tuple(y.shape)}; got {tuple(w.shape)}.")
     opts = op.make_options(increasing=increasing, y_min=_static_number(y_min, "y_min"),
-                           y_max=_static_number(y_max, "y_max"))
+                           y_max=_static_number(y_max, "y_max"),
+                           cache=not torch.compiler.is_compiling())
     ym = y.movedim(ax, -1)
     shape = ym.shape
     rdt = _res_dtype(y)
