@@ -51,9 +51,9 @@ def _opts(op, x, k, p, partial, **kw):
 def _compare(name, x, k, p, strength, xp=NUMPY, conv=np.asarray, exclude=None, **kw):
     """Assert partial == full (values, JVP, VJP, strength tangent); return the partial output.
 
-    ``exclude``: entries tied far below the support (e.g. ``-inf`` padding), where the full
-    sort's pooled tie block has a spurious nonzero Jacobian: the partial one must be 0 there
-    (`test_ties_outside_the_support_have_a_zero_derivative`), the rest must agree."""
+    ``exclude``: entries tied far below the support (e.g. ``-inf`` padding): the partial
+    Jacobian must be 0 there (`test_ties_outside_the_support_have_a_zero_derivative` checks
+    the full sort's too), the rest must agree."""
     op = R.get(name)
     rng = np.random.default_rng(0)
     t = rng.normal(size=x.shape)
@@ -158,22 +158,25 @@ def test_ties_in_the_support_and_at_its_edge(name, p):
 @pytest.mark.parametrize("p", (2.0, 4 / 3, 3.0))
 def test_ties_outside_the_support_have_a_zero_derivative(name, p):
     """Entries tied far below the support keep output 0 under any small perturbation: their
-    Jacobian rows and columns are 0 (finite differences agree). (The full sort pools such ties
-    into a block, whose rank-one correction gives them a nonzero Jacobian: not compared.)"""
+    Jacobian rows and columns are 0 (finite differences agree), on the partial path and on the
+    full sort (whose PAV does not pool equal values: a pooled tie block had a nonzero
+    Jacobian)."""
     op = R.get(name)
     x = np.random.default_rng(4).normal(size=(1, 4000))
     x[0, :3] = 5.0 + np.arange(3)
     x[0, 100:110] = -0.5  # tied, far outside the support
-    o = _opts(op, x, 2, p, True)
-    y, jac = op.rows(x, 0.1, o)
-    assert np.all(y[0, 100:110] == 0)
-    t = np.zeros_like(x)
-    t[0, 100:110] = np.linspace(-1.0, 1.0, 10)
-    h = 1e-6
-    fd = (op.rows(x + h * t, 0.1, o)[0] - op.rows(x - h * t, 0.1, o)[0]) / (2 * h)
-    np.testing.assert_array_equal(fd, 0.0)
-    np.testing.assert_array_equal(apply(jac, t), 0.0)
-    np.testing.assert_array_equal(apply(jac, np.ones_like(x), transpose=True)[0, 100:110], 0.0)
+    for partial in (True, False):
+        o = _opts(op, x, 2, p, partial)
+        y, jac = op.rows(x, 0.1, o)
+        assert np.all(y[0, 100:110] == 0)
+        t = np.zeros_like(x)
+        t[0, 100:110] = np.linspace(-1.0, 1.0, 10)
+        h = 1e-6
+        fd = (op.rows(x + h * t, 0.1, o)[0] - op.rows(x - h * t, 0.1, o)[0]) / (2 * h)
+        np.testing.assert_array_equal(fd, 0.0)
+        np.testing.assert_array_equal(apply(jac, t), 0.0)
+        np.testing.assert_array_equal(
+            apply(jac, np.ones_like(x), transpose=True)[0, 100:110], 0.0)
 
 
 @pytest.mark.parametrize("name", OPS)

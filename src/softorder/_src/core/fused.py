@@ -97,7 +97,7 @@ def _l2_scan(s, w, u, d, al, block, ws):
         off[top] = -w[i]
         cnt[top] = 1.0
         g = cen[top] + off[top]
-        while top > 0 and cen[top - 1] + off[top - 1] <= g:
+        while top > 0 and cen[top - 1] + off[top - 1] < g:
             a = top - 1
             na = cnt[a]
             nb = cnt[top]

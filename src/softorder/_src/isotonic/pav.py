@@ -294,17 +294,22 @@ def _l2_set(st, b):
 
 @njit(inline="always")
 def _violates(kind, st, gam, a, b):
-    """Whether block ``a`` (left) and ``b`` (right) violate ``v_a > v_b`` and must pool. l2
-    compares ``(A / C, gamma)`` lexicographically (A: the blocks' M-coefficients)."""
+    """Whether block ``a`` (left) and ``b`` (right) violate ``v_a >= v_b`` and must pool. l2
+    compares ``(A / C, gamma)`` lexicographically (A: the blocks' M-coefficients).
+
+    Strict: equal values do not pool. Both choices give the same solution, but only the
+    unpooled blocks give the right derivative where the tie comes from equal sorted entries
+    with equal weights (tied entries below a top-k's support, a k = 0 mask: the operator is
+    locally constant there, and a pooled block's Jacobian is not zero)."""
     if kind != KIND_L2:
-        return gam[a] <= gam[b]
+        return gam[a] < gam[b]
     ca = _l2_set(st, a)
     cb = _l2_set(st, b)
     la = st[a, ca + 3] * st[b, cb]
     lb = st[b, cb + 3] * st[a, ca]
     if la != lb:
         return la < lb
-    return gam[a] <= gam[b]
+    return gam[a] < gam[b]
 
 
 def workspace_specs(nc, n):
@@ -314,10 +319,13 @@ def workspace_specs(nc, n):
 
 
 @njit
-def _bottom_up(s, w, cw, kind, r, lam, winv, start, center, offset, gam, st, top, lo, hi):
+def _bottom_up(s, w, cw, kind, r, lam, winv, start, center, offset, gam, st, top, lo, hi,
+               pool_ties=False):
     """Bottom-up PAV of positions ``[lo, hi)``: pushes its blocks after block ``top`` (never
     merging into those) and returns the new top. Cost: O(hi - lo) for l2, kl and r in {1, 3};
-    for other r each merge re-solves the merged block (O(block) per merge)."""
+    for other r each merge re-solves the merged block (O(block) per merge). ``pool_ties``
+    pools equal values too (a segment of infinite entries solved at ``s = 0`` that must be one
+    block: see `_pav_row`)."""
     floor = top + 1
     cubic = r == 3.0
     for i in range(lo, hi):
@@ -378,7 +386,8 @@ def _bottom_up(s, w, cw, kind, r, lam, winv, start, center, offset, gam, st, top
                 else:
                     offset[top] = _solve_block(s, i, i + 1, si, wi, r, lam, True, -h, 0.0)
         gam[top] = center[top] + offset[top]
-        while top > floor and _violates(kind, st, gam, top - 1, top):
+        while top > floor and (_violates(kind, st, gam, top - 1, top) or (
+                pool_ties and gam[top - 1] == gam[top])):
             a = top - 1
             if kind == KIND_L2:
                 for c0 in (0, 4):
@@ -638,7 +647,7 @@ def _kl_inf_w_blocks(s, w, write_v, out, d, alpha, beta, block):
         st[top, 5] = 0.0 if math.isinf(w[i]) else 1.0
         st[top, 6], st[top, 7] = _kl_lex(s[i], st[top, 2], st[top, 3], st[top, 4], st[top, 5])
         while top > 0 and (st[top - 1, 6] < st[top, 6] or (
-                st[top - 1, 6] == st[top, 6] and st[top - 1, 7] <= st[top, 7])):
+                st[top - 1, 6] == st[top, 6] and st[top - 1, 7] < st[top, 7])):
             a = top - 1
             for col in (0, 4):  # (max, linear sum) pairs of s and of the finite w
                 ma = st[a, col]
@@ -817,8 +826,16 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, winv, 
     if ninf_s == 0 and _use_topdown(s, w, kind, r):
         top = _topdown(s, w, cw, kind, r, lam, winv, start, center, offset, gam, st)
     elif kind != KIND_L2 and ninf_s > 0:
+        # The +inf segment of the magnitude, solved at s = 0, is all ties (v = 0); in the limit
+        # (s = M) it is one block when it holds a top-k weight (a block of w = 1 entries has
+        # v < M, which its w = 0 neighbours' v = M violate, all the way down), else singletons.
+        # The sorts' strictly decreasing w pools their segments without help.
+        held = False
+        if kind == KIND_MAG:
+            for i in range(npos):
+                held = held or w[i] > 0.0
         top = _bottom_up(sv, w, cw, kind, r, lam, winv, start, center, offset, gam, st,
-                         -1, 0, npos)
+                         -1, 0, npos, held)
         top = _bottom_up(sv, w, cw, kind, r, lam, winv, start, center, offset, gam, st,
                          top, npos, n - nneg)
         top = _bottom_up(sv, w, cw, kind, r, lam, winv, start, center, offset, gam, st,
@@ -892,7 +909,7 @@ def _pav_row(s, w, cw, kind, r, lam, write_v, out, d, alpha, beta, block, winv, 
                 else:
                     alpha[i] = 1.0 / size
     if kind == KIND_MAG and npos > 0:
-        # |x| = +inf (the top segment, its own block: ties pool): u = +inf where the segment
+        # |x| = +inf (the top segment, never pooled with the finite rest): u = +inf where the segment
         # holds a top-k weight, else 0 (v = s). The Jacobian of ties computed at s = 0 is the
         # limit for r = 1 and where u = 0; for u = +inf, phi'(u) -> inf (r > 1) or 0 (r < 1).
         wseg = 0.0

@@ -6,14 +6,14 @@ kernel runs one program per row, so a single row of 1e5 is one thread's latency-
 a row is cut into chunks and the work is spread over ``rows x chunks`` programs.
 
 The math it rests on. For every kind the decreasing isotonic solution ``v`` is unique, and its
-blocks are the maximal runs where ``v`` is constant (PAV pools ties, so adjacent final blocks have
-strictly decreasing values ``gamma``). Two facts follow:
+blocks are runs where ``v`` is constant (adjacent final blocks have nonincreasing values
+``gamma``; equal neighbours do not pool, as in `isotonic.pav._violates`). Two facts follow:
 
 * *Blocks of a sub-row stay pooled.* A block that PAV pools on a contiguous piece of the row is
   a union of blocks of the whole row's solution (PAV may pool adjacent violators in any order,
   and pooling never splits a block). So each chunk can be solved alone.
 * *Merging two solved neighbours only pools at the junction.* If ``L`` and ``R`` are solved
-  (strictly decreasing block values), the only possible violation of ``L ++ R`` is at the
+  (nonincreasing block values), the only possible violation of ``L ++ R`` is at the
   junction. Pooling it gives one block whose value lies between its parts, which can only violate
   the order with the block just left of it or just right of it; pooling repeats there. The result
   is ``L[:a] ++ [one pooled block] ++ R[b:]``: every other block is kept as it is.
@@ -215,7 +215,7 @@ def _chunk_kernel(
         else:
             c0, c1, c2, c3, c4, g = _singleton(s_row, i, si, wi, ci, r, lam, KIND, RCODE,
                                                BLOCK, D_CAP, MAX_ITER)
-        go = (top > 0) & (gl <= g)
+        go = (top > 0) & (gl < g)
         while go:
             a = top - 1
             l0 = tl.load(st_row + a)
@@ -230,7 +230,7 @@ def _chunk_kernel(
             cur_start = sa
             top = a
             gl = tl.load(gam_row + tl.maximum(top - 1, 0))
-            go = (top > 0) & (gl <= g)
+            go = (top > 0) & (gl < g)
         tl.store(start_row + top, cur_start)
         tl.store(gam_row + top, g)
         tl.store(st_row + top, c0)
@@ -283,10 +283,10 @@ def _merge_kernel(
         while go:
             has_r = ri < nbr
             gr = tl.load(gam_row + rbase + ri, mask=has_r, other=0.0)
-            take_r = has_r & (g <= gr)
+            take_r = has_r & (g < gr)
             has_l = a > 0
             gl = tl.load(gam_row + lbase + tl.maximum(a - 1, 0))
-            take_l = (~take_r) & has_l & (gl <= g)
+            take_l = (~take_r) & has_l & (gl < g)
             if take_r:
                 q = rbase + ri
                 b0 = tl.load(st_row + q)

@@ -375,8 +375,9 @@ def _pav_kernel(
         else:
             c0, c1, c2, c3, c4, g = _singleton(s_row, i, si, wi, si, r, lam, KIND, RCODE,
                                                BLOCK, D_CAP, MAX_ITER)
-        # Pool while the block below violates the order (gamma_left <= gamma_right).
-        go = (top > 0) & (gl <= g)
+        # Pool while the block below violates the order (gamma_left < gamma_right: equal
+        # values do not pool, as in isotonic.pav._violates).
+        go = (top > 0) & (gl < g)
         while go:
             a = top - 1
             l0 = tl.load(st_row + a)
@@ -430,7 +431,7 @@ def _pav_kernel(
             cur_start = tl.load(start_row + a)
             top = a
             gl = tl.load(gam_row + tl.maximum(top - 1, 0))
-            go = (top > 0) & (gl <= g)
+            go = (top > 0) & (gl < g)
         tl.store(start_row + top, cur_start)
         tl.store(gam_row + top, g)
         tl.store(st_row + top, c0)

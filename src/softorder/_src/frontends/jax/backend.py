@@ -8,13 +8,13 @@ is a block-merging PAV written for parallel hardware:
 1. every entry starts as its own block; each block's value ``gamma_B`` solves the block
    equation of DESIGN §1 (closed forms for ``l2``, ``kl`` and the magnitude ``l2`` case; a
    safeguarded Newton iteration, vectorized over all blocks, for the other ``p``);
-2. every maximal run of adjacent blocks with nondecreasing values (``gamma_B <= gamma_B'``,
+2. every maximal run of adjacent blocks with increasing values (``gamma_B < gamma_B'``,
    the violators of ``v_1 >= ... >= v_n``) is pooled at once, by a cumulative sum of the
    block boundaries that survive;
 3. repeat until no adjacent pair violates the order.
 
 Pooling any adjacent violators, in any order, leads to the unique PAV solution (the block
-value of a union lies between its parts' values, so a run of nondecreasing values stays
+value of a union lies between its parts' values, so a run of increasing values stays
 violating as it is pooled from the left). Each round costs a few O(n) segment reductions per
 row; most inputs need a handful of rounds, but adversarial ones (a single outlier cascading
 through a long decreasing staircase) need up to ``n`` rounds.
@@ -312,7 +312,11 @@ def find_blocks(s, w, cw, kind, r, lam):
         return _stats(s, w, cw, block, kind, r, lam, differentiable=False)[1]
 
     def violations(block, gamma):
-        return (gamma[:, :-1] <= gamma[:, 1:]) & (block[:, :-1] != block[:, 1:])
+        # Strict, as isotonic.pav._violates: equal finite values do not pool. Equal infinite
+        # values (ties of +-inf entries, whose finite parts this backend does not carry) do.
+        ga, gb = gamma[:, :-1], gamma[:, 1:]
+        viol = (ga < gb) | ((ga == gb) & jnp.isinf(ga))
+        return viol & (block[:, :-1] != block[:, 1:])
 
     def body(state):
         block, gamma, viol, it = state
