@@ -38,3 +38,38 @@ def test_reverse_over_forward_hessian_is_finite_and_equals_hessian(name, op, p, 
     np.testing.assert_allclose(h1, h2, rtol=1e-9, atol=1e-9)
     assert np.abs(np.asarray(h1)).max() > 0
     check_grads(g, (X,), order=2, modes=("fwd", "rev"), atol=1e-4, rtol=1e-4)
+
+
+# Issue 8 item 2: the infinity contract holds to second order. Rows with +inf and -inf: the
+# derivatives in the finite entries are those of the limit M -> infinity, i.e. equal to a
+# large finite stand-in's (here exactly: the infinite entries' blocks stay apart at M = 1e4),
+# and no NaN comes out of a branch that is not taken (jnp.where with an infinite branch).
+INF_OPS = [
+    ("rank_kl", lambda x, be: sj.soft_rank(x, regularization="kl", regularization_strength=0.7,
+                                           backend=be)),
+    ("mask_p4/3", lambda x, be: sj.soft_topk_mask(x, 2, p=4 / 3, regularization_strength=0.7,
+                                                  backend=be)),
+    ("magnitude_p3", lambda x, be: sj.soft_topk_magnitude(x, 3, p=3.0,
+                                                          regularization_strength=0.7, backend=be)),
+]
+
+
+@pytest.mark.parametrize("backend", ["callback", "jax"])
+@pytest.mark.parametrize("name,op", INF_OPS, ids=[o[0] for o in INF_OPS])
+def test_second_order_in_the_finite_entries_of_a_row_with_infinities_is_the_limit(name, op,
+                                                                                   backend):
+    xf = jnp.array([0.3, -0.45, 0.52, 0.1])
+    tail = np.array([np.inf, -np.inf])
+    wts = jnp.cos(jnp.arange(6.0))
+
+    def f(v, t):
+        y = op(jnp.concatenate([v, jnp.asarray(t)]), backend)
+        y = jnp.where(jnp.isfinite(y), y, 0.0)  # magnitude: u = inf at a selected +inf
+        return jnp.sum(y * wts) + jnp.sum(y**2)
+
+    h1 = jax.jacrev(jax.jacfwd(lambda v: f(v, tail)))(xf)
+    h2 = jax.hessian(lambda v: f(v, tail))(xf)
+    h_stand_in = jax.hessian(lambda v: f(v, 1e4 * np.sign(tail)))(xf)
+    assert np.abs(np.asarray(h_stand_in)).max() > 0.1
+    np.testing.assert_allclose(h1, h_stand_in, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(h2, h_stand_in, rtol=1e-9, atol=1e-12)

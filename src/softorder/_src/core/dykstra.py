@@ -47,7 +47,7 @@ def _project_pairs(z, pairs, xp):
     """
     offset, stop, a, b, share_a, share_b = pairs
     za, zb = z[..., a], z[..., b]
-    active = za < zb
+    active = za < zb  # strict, as isotonic.pav._violates: equal values do not pool
     mean = share_a * za + share_b * zb
     mid = xp.interleave(xp.where(active, mean, za), xp.where(active, mean, zb))
     return xp.concat([z[..., :offset], mid, z[..., stop:]]), active
@@ -114,6 +114,55 @@ def dykstra_decreasing(y, weights, *, max_iter=1000, tol=1e-9, xp=NUMPY) -> Dyks
     return DykstraState(x, block, it, residual)
 
 
+def varies_on(w, run, xp=NUMPY):
+    """``[m, 1]``: whether ``w`` takes two different values on the positions ``run``."""
+    hi = xp.row_max(xp.where(run, w, -float("inf")))
+    lo = -xp.row_max(xp.where(run, -w, -float("inf")))
+    return hi > lo
+
+
 def block_alpha(block, weights, xp=NUMPY):
     """``weights / (sum of weights over the block)`` for integer block ids per row."""
     return weights / xp.segment_sum(weights, block)
+
+
+def dykstra_with_infinite_groups(s, target, weights, pool_pos, pool_neg, *, max_iter=1000,
+                                 tol=1e-9, xp=NUMPY):
+    """`dykstra_decreasing` of ``target`` for rows whose sort key ``s`` (descending) may hold
+    runs of ``+inf`` (at the start) and ``-inf`` (at the end), as docs/conventions.md reads
+    them: each run is the limit of ties at ``+-M``, ``M -> infinity``, so it never pools with
+    the finite entries. ``pool_pos`` / ``pool_neg`` (``[m, 1]`` booleans, from the caller, who
+    knows the run's targets at ``M``) say whether the ``+inf`` / ``-inf`` run is one block;
+    otherwise its entries are singletons (equal values do not pool, as in `isotonic.pav`).
+
+    The runs' targets are replaced by values just beyond the largest (``+inf`` run) or
+    smallest (``-inf`` run) finite target of the row: their optimal value then satisfies the
+    order constraint to the finite rest, which is solved as without them. The caller gives the
+    runs their values (the limit, e.g. the run's mean weight for a top-k mask). Returns the
+    `DykstraState` with the block ids of the limit.
+    """
+    pinf = s == float("inf")
+    ninf = s == -float("inf")
+    infs = pinf | ninf
+    zero = 0.0 * xp.where(infs, 0.0, target)
+    tmax = xp.row_max(xp.where(infs, zero - float("inf"), target))
+    tmin = -xp.row_max(xp.where(infs, zero - float("inf"), -target))
+    tmax = xp.where(xp.isnan(tmax) | (tmax > -float("inf")), tmax, 0.0)  # no finite entry: 0
+    tmin = xp.where(xp.isnan(tmin) | (tmin < float("inf")), tmin, 0.0)
+    # Strictly beyond the finite targets (a tie would pool, moving the rest by a rounding).
+    tpos = tmax + xp.maximum(xp.abs(tmax) * 2.0**-30, 1.0)
+    tneg = tmin - xp.maximum(xp.abs(tmin) * 2.0**-30, 1.0)
+    tpos = xp.where(xp.abs(tpos) < float("inf"), tpos, tmax)
+    tneg = xp.where(xp.abs(tneg) < float("inf"), tneg, tmin)
+    t = xp.where(pinf, zero + tpos, xp.where(ninf, zero + tneg, target))
+    st = dykstra_decreasing(t, weights, max_iter=max_iter, tol=tol, xp=xp)
+    n = s.shape[-1]
+    if n <= 1:
+        return st
+    cls = xp.where(pinf, 0, xp.where(ninf, 2, 1))
+    same = cls[..., 1:] == cls[..., :-1]
+    run = ((cls[..., 1:] == 0) & pool_pos) | ((cls[..., 1:] == 2) & pool_neg)
+    inside = same & run  # within a pooled run of one infinity: no new block
+    new = (st.block[..., 1:] != st.block[..., :-1]) | ~same | ((cls[..., 1:] != 1) & ~run)
+    start = xp.concat([cls[..., :1] == cls[..., :1], new & ~inside])
+    return st._replace(block=xp.cumsum_int32(start) - 1)

@@ -35,7 +35,7 @@ from ..isotonic.regularizers import D_CAP, KIND_MAG, exponent_r, is_quadratic, k
 from . import fused, partial
 from . import validation as V
 from .backend import NUMPY, NumpyBackend
-from .dykstra import block_alpha, dykstra_decreasing
+from .dykstra import block_alpha, dykstra_with_infinite_groups, varies_on
 from .jacobian import BlockJacobian, apply
 from .projection import project_rows
 
@@ -291,13 +291,22 @@ def _topk_mask_core(x, strength, o: TopKOptions, xp):
         y, jac = _scaled_projection(x, 1.0, 1.0 / strength, xp.topk_weights(x, o.k),
                                     _split_gap(x.shape[-1], kind, o.r, o.k), "pnorm", o.r, xp)
     else:
-        z = x / strength
         w = xp.topk_weights(x, o.k)
-        perm = xp.argsort_desc(z)
-        s = xp.take(z, perm)
-        st = dykstra_decreasing(s - w, xp.ones_like(s), max_iter=o.max_iter, tol=o.tol, xp=xp)
+        perm = xp.argsort_desc(x)
+        # x / strength without overflow (`_scaled_sorted`: far-apart segments, each shifted;
+        # the mask s - v is translation invariant on each, as Dykstra never pools them).
+        s = _scaled_sorted(xp.take(x, perm), 1.0 / strength,
+                           _split_gap(x.shape[-1], pav.KIND_L2, 1.0, o.k), xp)
+        # A run of +-inf entries (ties at +-M, targets M - w) is one block of its own where its
+        # weights differ (else equal values: singletons, as isotonic.pav): its mean weight.
+        pool_pos = varies_on(w, s == float("inf"), xp)
+        pool_neg = varies_on(w, s == -float("inf"), xp)
+        st = dykstra_with_infinite_groups(s, s - w, xp.ones_like(s), pool_pos, pool_neg,
+                                          max_iter=o.max_iter, tol=o.tol, xp=xp)
         v, block = st.solution, st.block
-        ys = s - v
+        inf = (s == float("inf")) | (s == -float("inf"))
+        wmean = xp.segment_sum(w, block) / xp.segment_sum(xp.ones_like(s), block)
+        ys = xp.where(inf, wmean + 0.0 * v, s - v)
         y = xp.put(ys, perm)
         # 0, or NaN on a row holding NaN (Dykstra makes that whole row NaN): its gradient too.
         ones = xp.ones_like(s) + ys * 0.0
@@ -347,9 +356,15 @@ def _topk_magnitude_core(x, strength, o: TopKOptions, xp):
                                            False)
         else:
             omega = 1.0 + lam * w  # weighted isotonic: weights 1/lam + w, targets s/(1+lam w)
-            st = dykstra_decreasing(s / omega, omega, max_iter=o.max_iter, tol=o.tol, xp=xp)
+            # |x| = inf: one block at the top where it holds a top-k weight (u = inf), else
+            # singletons with u = 0 (v = s), as isotonic.pav.
+            inf = s == float("inf")
+            pool_pos = xp.row_max(xp.where(inf, w, -float("inf"))) > 0
+            st = dykstra_with_infinite_groups(s, s / omega, omega, pool_pos, pool_pos & False,
+                                              max_iter=o.max_iter, tol=o.tol, xp=xp)
             v, block = st.solution, st.block
-            u = s - v
+            held = xp.segment_sum(w, block) > 0
+            u = xp.where(inf, xp.where(held, 0.0 * v + float("inf"), 0.0 * v), s - v)
             # v * 0 is 0, or NaN on a row holding NaN (Dykstra makes that whole row NaN).
             d = (xp.ones_like(s) + v * 0.0) * (1.0 + 1.0 / lam)
             alpha = block_alpha(block, omega, xp) / omega

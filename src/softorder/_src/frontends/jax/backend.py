@@ -158,59 +158,123 @@ def _newton_offsets(s, W, c, lo, hi, block, r, lam_b, mag, tiny):
     fun = _make_fun(s, W, c, block, r, lam_b, mag)
 
     def body(state):
-        it, g, lo, hi, _ = state
+        it, g, lo, hi, width, _ = state
         f, fp = fun(g)
         lo = jnp.where(f > 0, g, lo)
         hi = jnp.where(f < 0, g, hi)
         gn = jnp.where(fp > 0, g + f / jnp.where(fp > 0, fp, 1.0), 0.5 * (lo + hi))
-        gn = jnp.where((gn > lo) & (gn < hi), gn, 0.5 * (lo + hi))
+        # Bisect where the step leaves the bracket, or is not half the previous step (Newton
+        # oscillating around a root where phi' is infinite, r < 1, converges only linearly).
+        slow = 2.0 * jnp.abs(gn - g) > width
+        gn = jnp.where((gn > lo) & (gn < hi) & ~slow, gn, 0.5 * (lo + hi))
         gn = jnp.where(f == 0, g, gn)
         tol = 4 * jnp.finfo(s.dtype).eps * jnp.maximum(jnp.maximum(jnp.abs(g), jnp.abs(gn)), tiny)
         done = (jnp.abs(gn - g) <= tol) | (hi - lo <= tol) | (f == 0)
-        return it + 1, gn, lo, hi, jnp.all(done)
+        return it + 1, gn, lo, hi, jnp.abs(gn - g), jnp.all(done)
 
     def cond(state):
-        it, _, _, _, done = state
+        it, _, _, _, _, done = state
         return (it < _NEWTON_MAX_ITER) & ~done
 
     lo, hi = jnp.minimum(lo, hi), jnp.maximum(lo, hi)
-    state = match_vma((jnp.int32(0), 0.5 * (lo + hi), lo, hi, jnp.bool_(s.size == 0)), s)
-    return lax.while_loop(cond, body, state)[1]
+    state = (jnp.int32(0), 0.5 * (lo + hi), lo, hi, hi - lo, jnp.bool_(s.size == 0))
+    return lax.while_loop(cond, body, match_vma(state, s))[1]
+
+
+def _inf_sign(x):
+    """The M-coefficient of ``x``: +-1 at +-inf, else 0."""
+    one = jnp.ones_like(x)
+    return jnp.where(x == jnp.inf, one, jnp.where(x == -jnp.inf, -one, 0.0 * one))
+
+
+def _fin(x):
+    """The finite part of ``x`` (0 at +-inf; a select, so no NaN reaches any derivative)."""
+    return jnp.where(jnp.isinf(x), jnp.zeros_like(x), x)
+
+
+def _count(mask):
+    return jnp.sum(mask, axis=-1, keepdims=True)
+
+
+def _closed_rows(s, w, kind):
+    """Rows solved in closed form (`isotonic.pav._inf_w_row`): kl / p-norm soft sorts whose
+    ``w`` holds +-inf (``s`` finite). Returns ``(closed, same, npos, nneg)``, ``[m, 1]`` each;
+    ``same``: every entry at one infinity (singletons). kl rows with only -inf (and some finite
+    entries) are left to PAV (``e^-M`` adds nothing to its block)."""
+    n = s.shape[-1]
+    npos = _count(w == jnp.inf)
+    nneg = _count(w == -jnp.inf)
+    if kind not in (_pav.KIND_KL, _pav.KIND_PNORM):
+        no = jnp.zeros_like(npos, dtype=bool)
+        return no, no, npos, nneg
+    has = (npos + nneg > 0) & ~jnp.any(jnp.isinf(s), axis=-1, keepdims=True)
+    same = has & ((npos == n) | (nneg == n))
+    closed = has & (same | (npos > 0)) if kind == _pav.KIND_KL else has
+    return closed, same, npos, nneg
+
+
+def _walls(s, kind):
+    """``[m, n-1]``: True between positions of different classes (+inf, finite, -inf) of ``s``
+    for the kinds other than l2: infinite ``s`` are segments of their own, solved as ties at
+    ``s = 0`` (l2 compares ``a M + b`` lexicographically instead). And ``[m, 1]``: rows whose
+    infinite ``s`` are not at the ends (no limit read off segments: NaN, as the Numba kernel)."""
+    if kind == _pav.KIND_L2:
+        return None, jnp.zeros(s.shape[:-1] + (1,), bool)
+    cls = jnp.where(s == jnp.inf, 0, jnp.where(s == -jnp.inf, 2, 1))
+    unsorted = jnp.any(cls[:, 1:] < cls[:, :-1], axis=-1, keepdims=True)
+    return cls[:, 1:] != cls[:, :-1], unsorted
 
 
 def _stats(s, w, cw, block, kind, r, lam, differentiable):
-    """Per-position block quantities: (u, gamma, extras) for the given block ids."""
+    """Per-position block quantities ``(u, gamma, ex)`` for the given block ids.
+
+    ``ex["key"] = (P, Q, g)``: blocks compare by ``(P / Q, g)`` lexicographically (``P / Q``:
+    the M-coefficient of the block value, ``g`` its finite part): left and right violate
+    ``v_L > v_R`` when ``P_L Q_R < P_R Q_L``, or equal and ``g_L <= g_R``.
+    """
     ones = jnp.ones_like(s)
     size = block_sum(ones, block)
-    sinf = jnp.isinf(s)
-    hasinf = block_sum(sinf.astype(s.dtype), block) > 0
-    sf = jnp.where(sinf, 0.0, s)
-    # A block holding +-inf has the value +-inf (infinite entries are never pooled with
-    # finite ones, as in the Numba kernel); finalize gives their entries the hard values.
-    infsign = block_sum(jnp.where(sinf, jnp.sign(s), 0.0), block)
-    ginf = jnp.where(infsign > 0, jnp.inf, -jnp.inf)
-    ex = {"block": block, "size": size, "hasinf": hasinf}
+    ex = {"block": block, "size": size}
     if kind == _pav.KIND_L2:
-        csum = block_sum(cw, block)
-        ms = _block_mean(sf, cw, csum, block)
-        mw = _block_mean(w, cw, csum, block)
-        u = (sf - ms) + mw
-        gamma = ms - mw
-        ex.update(csum=csum)
-        return u, jnp.where(hasinf, ginf, gamma), ex
+        # a M + b numbers (isotonic.pav): a = sign_inf(s) - sign_inf(w); an infinite weight is
+        # M' (the block's value is the mean over its infinitely weighted entries).
+        a = _inf_sign(s) - _inf_sign(w)
+        sf, wf = _fin(s), _fin(w)
+        cinf = jnp.isinf(cw)
+        kinf = block_sum(cinf.astype(s.dtype), block)
+        ceff = jnp.where(kinf > 0, cinf.astype(s.dtype), jnp.where(cinf, 0.0, cw))
+        csum = block_sum(ceff, block)
+        ms = _block_mean(sf, ceff, csum, block)
+        mw = _block_mean(wf, ceff, csum, block)
+        am = block_sum(ceff * a, block)
+        coef = _inf_sign(s) * csum - am  # u_i = s_i - v_B, times C_B: its M-coefficient
+        u = jnp.where(coef == 0, (sf - ms) + mw, jnp.sign(coef) * jnp.inf)
+        gf = ms - mw
+        ex.update(csum=csum, ceff=ceff, key=(am, csum, gf))
+        return u, jnp.where(am == 0, gf, jnp.sign(am) * jnp.inf), ex
+    sf = _fin(s)  # infinite s: their own segments (walls), solved at s = 0
     if kind == _pav.KIND_KL:
         ms = lax.stop_gradient(_block_max(sf, block))
         es = block_sum(jnp.exp(sf - ms), block)
-        wf = jnp.where(jnp.isfinite(w), w, 0.0)
-        mw = lax.stop_gradient(_block_max(wf, block))
-        ew = block_sum(jnp.where(w == -jnp.inf, 0.0, jnp.exp(wf - mw)), block)
+        wneg = w == -jnp.inf
+        wf = _fin(w)
+        mwr = lax.stop_gradient(_block_max(jnp.where(wneg, -jnp.inf, wf), block))
+        allneg = mwr == -jnp.inf  # every w = -M: the value is +M + LSE(s_B) - log |B|
+        mw = jnp.where(allneg, 0.0, mwr)
+        # Double where: exp at a w = -inf entry is taken at 0 (it may overflow, and a reverse
+        # pass would give 0 * inf = NaN through the branch not taken).
+        ew = block_sum(jnp.where(wneg, 0.0, jnp.exp(jnp.where(wneg, mw, wf) - mw)), block)
+        ew = jnp.where(allneg, 1.0, ew)
         off = jnp.log(es / ew) - mw
         u = (sf - ms) - off
-        ex.update(ms=ms, es=es, mw=mw, ew=ew, wf=wf)
-        return u, jnp.where(hasinf, ginf, ms + off), ex
+        gf = jnp.where(allneg, ms + jnp.log(es) - jnp.log(size), ms + off)
+        ex.update(ms=ms, es=es, mw=mw, ew=ew, wf=wf, wneg=wneg,
+                  key=(allneg.astype(s.dtype), ones, gf))
+        return u, jnp.where(allneg, jnp.inf, ms + off), ex
     mag = kind == _pav.KIND_MAG
     lam_b = lam if mag else 1.0
-    W = block_sum(w, block)
+    wf = _fin(w)
+    W = block_sum(wf, block)
     c = _block_mean(sf, ones, size, block)
     smin = _block_min(sf, block)
     smax = _block_max(sf, block)
@@ -228,10 +292,11 @@ def _stats(s, w, cw, block, kind, r, lam, differentiable):
             f, fp = fun(off)
             off = off + jnp.where(fp > 0, f / jnp.where(fp > 0, fp, 1.0), 0.0)
     if not mag:  # singletons: phi(u) = w exactly
-        off = jnp.where(size == 1, (sf - c) - _phi_inv(w, r), off)
+        off = jnp.where(size == 1, (sf - c) - _phi_inv(wf, r), off)
     u = (sf - c) - off
-    ex.update(W=W, lam_b=lam_b)
-    return u, jnp.where(hasinf, ginf, c + off), ex
+    gamma = c + off
+    ex.update(W=W, lam_b=lam_b, key=(0.0 * ones, ones, gamma))
+    return u, gamma, ex
 
 
 def _make_fun(s, W, c, block, r, lam_b, mag):
@@ -251,24 +316,44 @@ def finalize(s, w, cw, block, kind, r, lam, write_v=False, need_beta=False, diff
 
     Differentiable in ``s``, ``w`` and ``cw`` (the blocks are constants): these are the block
     equations of DESIGN §1 written with segment sums. ``out`` is ``u = s - v`` (or ``v`` when
-    ``write_v``); ``beta`` is ``[m, 0]`` unless ``need_beta``.
+    ``write_v``); ``beta`` is ``[m, 0]`` unless ``need_beta``. Infinite entries follow
+    docs/conventions.md as `isotonic.pav` does (values and weights: the limit M -> infinity).
     """
+    closed, same, npos, nneg = _closed_rows(s, w, kind)
+    _, unsorted = _walls(s, kind)
     u, gamma, ex = _stats(s, w, cw, block, kind, r, lam, differentiable)
-    block, size, hasinf = ex["block"], ex["size"], ex["hasinf"]
+    size = ex["size"]
+    n = s.shape[-1]
+    inf = jnp.inf
     beta = jnp.zeros(s.shape[:-1] + (0,), s.dtype)
     if kind == _pav.KIND_L2:
         d = jnp.ones_like(s)
-        alpha = cw / ex["csum"]
-        uh = block_sum(w, block) / size
+        one = size == 1
+        alpha = jnp.where(one, 1.0, ex["ceff"] / jnp.where(one, 1.0, ex["csum"]))
     elif kind == _pav.KIND_KL:
-        al = jnp.exp(jnp.where(jnp.isinf(s), 0.0, s) - ex["ms"]) / ex["es"]
+        sf = _fin(s)
+        al = jnp.exp(sf - ex["ms"]) / ex["es"]
         big = size > 1
         alpha = jnp.where(big, al, 1.0)
-        d = jnp.where(big, al * ex["ew"] * jnp.exp(ex["mw"]), jnp.exp(u))
+        # Each branch's exp is taken at 0 where the other is selected (double where).
+        d = jnp.where(big, al * ex["ew"] * jnp.exp(jnp.where(big, ex["mw"], 0.0)),
+                      jnp.exp(jnp.where(big, 0.0, u)))
         if need_beta:
-            bt = jnp.where(w == -jnp.inf, 0.0, jnp.exp(ex["wf"] - ex["mw"])) / ex["ew"]
+            wneg = ex["wneg"]
+            bt = jnp.where(wneg, 0.0, jnp.exp(jnp.where(wneg, ex["mw"], ex["wf"]) - ex["mw"]))
+            bt = bt / ex["ew"]
             beta = jnp.where(big, bt, 1.0)
-        uh = ex["mw"] + jnp.log(ex["ew"]) - jnp.log(size)
+        # Rows with +inf in w: one block, u = +inf, alpha = softmax(s), beta on the +inf.
+        kc = closed & ~same
+        smax = lax.stop_gradient(jnp.max(sf, axis=-1, keepdims=True, initial=-inf))
+        e = jnp.exp(sf - smax)
+        u = jnp.where(kc, inf, u)
+        gamma = jnp.where(kc, -inf, gamma)
+        d = jnp.where(kc, inf, d)
+        alpha = jnp.where(kc, e / jnp.sum(e, axis=-1, keepdims=True), alpha)
+        if need_beta:
+            hot = (w == inf).astype(s.dtype)
+            beta = jnp.where(kc, hot / jnp.maximum(npos, 1), beta)
     else:
         mag = kind == _pav.KIND_MAG
         lam_b = ex["lam_b"]
@@ -277,18 +362,41 @@ def finalize(s, w, cw, block, kind, r, lam, write_v=False, need_beta=False, diff
         alpha = jnp.where(tot > 0, dp / jnp.where(tot > 0, tot, 1.0), 1.0 / size)
         if mag:
             d = 1.0 + dp
-            uh = jnp.where(ex["W"] > 0, jnp.inf, 0.0)
+            # |x| = +inf (its own segment): u = +inf where the segment holds a top-k weight,
+            # else 0; phi'(u) -> inf (r > 1) or 0 (r < 1) there (r = 1: the ties' Jacobian).
+            sinf = s == inf
+            wseg = jnp.sum(jnp.where(sinf, _fin(w), 0.0), axis=-1, keepdims=True)
+            hot = sinf & (wseg > 0)
+            u = jnp.where(hot, inf, u)
+            gamma = jnp.where(sinf, inf, gamma)
+            if r > 1.0:
+                d = jnp.where(hot, inf, d)
+                alpha = jnp.where(hot, 1.0 / jnp.maximum(_count(sinf), 1), alpha)
+            elif r < 1.0:
+                d = jnp.where(hot, 1.0, d)
+                alpha = jnp.where(hot, 0.0, alpha)
         else:
             d = jnp.where(size == 1, 0.0, dp)
             alpha = jnp.where(size == 1, 1.0, alpha)
-            uh = _phi_inv(ex["W"] / size, r)
-    out = gamma if write_v else u
-    out = jnp.where(hasinf, s if write_v else uh, out)
-    d = jnp.where(hasinf, 0.0, d)
-    alpha = jnp.where(hasinf, 1.0 / size, alpha)
+            # Rows with unbalanced +-inf in w: one block at sign(P - N) inf (balanced: the
+            # finite block equation, already solved on the one block with sum of finite w).
+            ub = closed & ~same & (npos != nneg)
+            sg = jnp.where(npos > nneg, 1.0, -1.0).astype(s.dtype)
+            u = jnp.where(ub, sg * inf, u)
+            gamma = jnp.where(ub, -sg * inf, gamma)
+            # phi'(+-inf) is a constant of the limit (inf, 1 or 0): computed off the graph, as
+            # phi'' at inf is inf and a reverse pass through it would give 0 * inf = NaN.
+            d = jnp.where(ub, lax.stop_gradient(_dphi(jnp.full_like(s, inf), r)), d)
+            alpha = jnp.where(ub, 1.0 / max(n, 1), alpha)  # n = 0: no entry (never 1 / 0)
+    # Every entry at one infinity: singletons, u = w, identity Jacobian.
+    u = jnp.where(same, w, u)
+    gamma = jnp.where(same, s - w, gamma)
+    d = jnp.where(same, 0.0, d)
+    alpha = jnp.where(same, 1.0, alpha)
     if need_beta:
-        beta = jnp.where(hasinf, 1.0 / size, beta)
-    nan = jnp.any(jnp.isnan(s) | jnp.isnan(w) | jnp.isnan(cw), axis=-1, keepdims=True)
+        beta = jnp.where(same, 1.0, beta)
+    out = gamma if write_v else u
+    nan = jnp.any(jnp.isnan(s) | jnp.isnan(w) | jnp.isnan(cw), axis=-1, keepdims=True) | unsorted
     out, d, alpha = (jnp.where(nan, jnp.nan, a) for a in (out, d, alpha))
     if need_beta:
         beta = jnp.where(nan, jnp.nan, beta)
@@ -300,39 +408,58 @@ def find_blocks(s, w, cw, kind, r, lam):
     parallel pooling of adjacent violators. Not differentiable (integers)."""
     s, w, cw = (lax.stop_gradient(a) for a in (s, w, cw))
     m, n = s.shape
-    nan = jnp.any(jnp.isnan(s) | jnp.isnan(w) | jnp.isnan(cw), axis=-1, keepdims=True)
-    s = jnp.where(nan, 0.0, s)
-    w = jnp.where(nan, 0.0, w)
-    cw = jnp.where(nan, 1.0, cw)
     block0 = _iota_like(s)
     if n <= 1 or m == 0:
         return block0
+    closed, same, _, _ = _closed_rows(s, w, kind)
+    wall, unsorted = _walls(s, kind)
+    nan = jnp.any(jnp.isnan(s) | jnp.isnan(w) | jnp.isnan(cw), axis=-1, keepdims=True)
+    nan = nan | unsorted
+    zero = nan | closed  # rows with nothing to solve here: one round of ties
+    s = jnp.where(zero, 0.0, s)
+    w = jnp.where(zero, 0.0, w)
+    cw = jnp.where(nan, 1.0, cw)
 
-    def gamma_of(block):
-        return _stats(s, w, cw, block, kind, r, lam, differentiable=False)[1]
+    def key_of(block):
+        return _stats(s, w, cw, block, kind, r, lam, differentiable=False)[2]["key"]
 
-    def violations(block, gamma):
-        # Strict, as isotonic.pav._violates: equal finite values do not pool. Equal infinite
-        # values (ties of +-inf entries, whose finite parts this backend does not carry) do.
-        ga, gb = gamma[:, :-1], gamma[:, 1:]
-        viol = (ga < gb) | ((ga == gb) & jnp.isinf(ga))
-        return viol & (block[:, :-1] != block[:, 1:])
+    # The magnitude's +inf segment (|x| = inf, solved as ties at s = 0) is one block when it
+    # holds a top-k weight (its w = 1 entries have v < M, which the w = 0 ones at v = M violate),
+    # as isotonic.pav's explicit pooling of it.
+    held = None
+    if kind == _pav.KIND_MAG:
+        top = s[:, :-1] == jnp.inf
+        top = top & (s[:, 1:] == jnp.inf)
+        held = top & jnp.any((s == jnp.inf) & (w > 0), axis=-1, keepdims=True)
+
+    def violations(block, key):
+        # Strict, as isotonic.pav._violates: equal values (the same M-coefficient and the same
+        # finite part) do not pool.
+        p, q, g = key
+        la = p[:, :-1] * q[:, 1:]
+        lb = p[:, 1:] * q[:, :-1]
+        v = (la < lb) | ((la == lb) & (g[:, :-1] < g[:, 1:]))
+        if held is not None:
+            v = v | held
+        v = v & (block[:, :-1] != block[:, 1:])
+        return v if wall is None else v & ~wall
 
     def body(state):
-        block, gamma, viol, it = state
+        block, key, viol, it = state
         boundary = (block[:, 1:] != block[:, :-1]) & ~viol
         block = jnp.concatenate(
             [jnp.zeros_like(block[:, :1]), jnp.cumsum(boundary, axis=1, dtype=jnp.int32)], axis=1)
-        gamma = gamma_of(block)
-        return block, gamma, violations(block, gamma), it + 1
+        key = key_of(block)
+        return block, key, violations(block, key), it + 1
 
     def cond(state):
         return jnp.any(state[2]) & (state[3] < n)
 
-    gamma = gamma_of(block0)
-    state = match_vma((block0, gamma, violations(block0, gamma), jnp.int32(0)), s)
+    key = key_of(block0)
+    state = match_vma((block0, key, violations(block0, key), jnp.int32(0)), s)
     block = lax.while_loop(cond, body, state)[0]
-    return jnp.where(nan, block0, block)
+    block = jnp.where(closed & ~same, jnp.zeros_like(block), block)
+    return jnp.where(nan | same, block0, block)
 
 
 # --------------------------------------------------------------------------------------------
